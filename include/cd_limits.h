@@ -1,0 +1,63 @@
+/*
+ * Every size, count and time limit of connectord lives here, so that a
+ * reviewer can see in one place how much any peer can make us allocate or
+ * how long any wait can last.
+ */
+#ifndef CD_LIMITS_H
+#define CD_LIMITS_H
+
+/* Largest request body the API accepts; larger bodies get a JSON 413. */
+#define CD_HTTP_BODY_MAX (64 * 1024)
+/* Hard cap evhttp enforces itself (its own 413 page) for bodies it will
+ * not even buffer; between CD_HTTP_BODY_MAX and this we answer JSON. */
+#define CD_HTTP_BODY_HARD_MAX (1024 * 1024)
+/* Total size of all request headers. */
+#define CD_HTTP_HEADERS_MAX (16 * 1024)
+/* Seconds a client has to send a request or read an answer. */
+#define CD_HTTP_TIMEOUT_SEC 30
+/* Concurrent client connections served at once by the http role. */
+#define CD_HTTP_CONN_MAX 1024
+/* Requests waiting for a worker or the vault at once. */
+#define CD_HTTP_PENDING_MAX 256
+
+/* Deepest JSON nesting accepted from any peer or file. */
+#define CD_JSON_DEPTH_MAX 32
+/* Largest credential file (mcp-tokens.json, rclone.conf) the vault reads. */
+#define CD_STORE_FILE_MAX (1024 * 1024)
+/* Largest secret (token, API key) accepted anywhere. */
+#define CD_SECRET_MAX 4096
+
+/* IPC: largest payload of one message on any channel. */
+#define CD_MSG_PAYLOAD_MAX (256 * 1024)
+/* IPC: largest string inside a payload. */
+#define CD_MSG_STR_MAX (192 * 1024)
+/* IPC: most descriptors passed with one message. */
+#define CD_MSG_FDS_MAX 8
+
+/* Listening addresses a configuration may name. */
+#define CD_LISTEN_MAX 8
+/* Longest line of the configuration file. */
+#define CD_CONF_LINE_MAX 4096
+
+/* Workers alive at once (all kinds). */
+#define CD_WORKERS_MAX 64
+/* Seconds a token-validation worker may live. */
+#define CD_JOB_TTL_CHECK 30
+/* Seconds an outbound provider request may take, connection included. */
+#define CD_CURL_TIMEOUT_SEC 15
+/* Largest provider response body a worker reads. */
+#define CD_CURL_BODY_MAX (256 * 1024)
+
+/* Restart backoff for a crashed http or vault: first delay and ceiling, ms. */
+#define CD_RESTART_BACKOFF_MIN_MS 100
+#define CD_RESTART_BACKOFF_MAX_MS 5000
+/* Seconds children get to exit on SIGTERM before SIGKILL. */
+#define CD_SHUTDOWN_GRACE_SEC 3
+
+/* Resource limits applied to every child. */
+#define CD_RLIMIT_NOFILE 4096
+#define CD_RLIMIT_NOFILE_WORKER 256
+#define CD_RLIMIT_AS_WORKER (1024UL * 1024 * 1024)
+#define CD_RLIMIT_FSIZE (16UL * 1024 * 1024)
+
+#endif
