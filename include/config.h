@@ -1,0 +1,117 @@
+/*
+ * The configuration of connectord (design.md §6): "key = value" lines with
+ * '#' comments, overridden by -o key=value. The parser is library code: it
+ * never exits and never logs; every error comes back as a sentence in the
+ * caller's buffer, prefixed with "file:line: " when it came from a file.
+ */
+#ifndef CD_CONFIG_H
+#define CD_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "cd_limits.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/connectord/connectord.conf"
+/* Name of the dedicated unprivileged user when none is configured. */
+#define CONFIG_DEFAULT_USER "_connectord"
+
+enum config_auth {
+	CONFIG_AUTH_TOKEN,	/* bearer token from <state_dir>/api-token */
+	CONFIG_AUTH_NONE,	/* no API authentication (development only) */
+};
+
+/* Number of keys in the key table of config.c (checked at compile time). */
+#define CONFIG_NKEYS 24
+
+/*
+ * Where a key got its value, so that config_check() can name the line to
+ * fix. Private to config.c.
+ */
+struct config_origin {
+	char	*file;	/* NULL: built-in default or -o */
+	size_t	 line;
+	int	 set;	/* set by a file, -o or config_set() */
+};
+
+struct config {
+	/* listen: "host:port", "[v6]:port" or "unix:/path"; repeatable. */
+	char	*listen[CD_LISTEN_MAX];
+	size_t	 nlisten;
+	/* Set once a file or -o named listen, so the default is replaced. */
+	int	 listen_explicit;
+	char	*workspace;	/* rclone.conf, mcp-tokens.json */
+	char	*home;		/* NULL: home of the vault's user */
+	char	*state_dir;	/* IPC log, its key, the API token */
+	enum config_auth api_auth;
+	char	*user;		/* NULL: CONFIG_DEFAULT_USER */
+	char	*vault_user;	/* NULL: owner of workspace */
+	char	*rclone;	/* NULL: found on PATH */
+	char	*gh;		/* NULL: found on PATH */
+	char	*https_proxy;	/* NULL: none */
+	char	*ca_file;	/* NULL: system store */
+	unsigned int session_ttl;	/* seconds */
+	unsigned int oauth_port;
+	unsigned int gh_flows_max;	/* device flows at once */
+	unsigned int vercel_pending_max;	/* pending OAuth states */
+	char	*github_api_url;
+	char	*github_host;
+	char	*vercel_api_url;
+	char	*vercel_authorize_url;
+	char	*vercel_client_id;	/* NULL: dynamic registration */
+	char	*vercel_redirect_uri;
+	char	*manus_api_url;
+	char	*public_url;
+	char	*ui_origin;	/* NULL: none */
+
+	/* Private to config.c: the origin of each key, in key table order. */
+	struct config_origin origin[CONFIG_NKEYS];
+	/*
+	 * Private to config.c: an invalid VERCEL_OAUTH_REDIRECT_URI, kept so
+	 * that config_check() can report it, since config_init() can only
+	 * fail for lack of memory.
+	 */
+	char	*env_redirect_bad;
+};
+
+/* Fill with the built-in defaults. Returns 0, or -1 on allocation failure. */
+int config_init(struct config *conf);
+void config_free(struct config *conf);
+
+/*
+ * Set one key from its text value, validating it. Returns 0, or -1 with a
+ * sentence in err (without location).
+ */
+int config_set(struct config *conf, const char *key, const char *value,
+    char *err, size_t errlen);
+
+/* Parse "key=value" as given to -o. */
+int config_set_option(struct config *conf, const char *kv, char *err,
+    size_t errlen);
+
+/*
+ * Read a file of "key = value" lines. On error returns -1 and err holds
+ * "path:line: sentence". A missing file is an error.
+ */
+int config_load_file(struct config *conf, const char *path, char *err,
+    size_t errlen);
+
+/*
+ * Checks that need the file system: workspace and home exist and are
+ * directories, state_dir is not inside workspace, ca_file is readable.
+ * Errors name the line the key came from when it came from a file.
+ */
+int config_check(const struct config *conf, char *err, size_t errlen);
+
+/*
+ * Serialise as "key = value\n" lines that config_load_buf() reads back to
+ * an equal configuration. Returns the length, or -1 if buf is too small.
+ * The text is NUL-terminated; the NUL is not counted in the length.
+ */
+ssize_t config_serialize(const struct config *conf, char *buf, size_t len);
+
+/* Parse lines from memory (the serialised form, or a file's content). */
+int config_load_buf(struct config *conf, const char *name, const char *buf,
+    size_t len, char *err, size_t errlen);
+
+#endif
