@@ -1,0 +1,93 @@
+/*
+ * The broker's state, shared by its files: broker.c (start, signals,
+ * shutdown), proc.c (the long-lived http and vault children) and jobs.c
+ * (one short-lived worker per flow or validation job).
+ */
+#ifndef CD_BROKER_H
+#define CD_BROKER_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <limits.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "cd_limits.h"
+#include "config.h"
+#include "msg.h"
+
+/* One long-lived child: http or vault. */
+struct role_proc {
+	const char	*name;		/* "http" or "vault" */
+	pid_t		 pid;		/* 0 when not running */
+	int		 ctl;		/* broker end of the control channel */
+	struct event	*ev;		/* reads ctl */
+	struct event	*restart_ev;	/* backoff timer */
+	int		 ready;		/* sent MSG_READY */
+	unsigned int	 restarts;	/* times restarted since start */
+	unsigned int	 backoff_ms;	/* next restart delay */
+	time_t		 started;
+};
+
+/* One worker: a single flow or validation job. */
+struct job {
+	TAILQ_ENTRY(job) entry;
+	uint32_t	 id;
+	pid_t		 pid;
+	char		 kind[16];	/* "token", "revalidate", ... */
+	char		 connector[16];
+	char		 remote[40];
+	uint32_t	 ops;		/* GRANT_OP_* derived from kind */
+	int		 ctl;		/* broker end of its control channel */
+	struct event	*ev;
+	struct event	*deadline;	/* kills it at its TTL */
+	char		 privdir[PATH_MAX];	/* HOME and TMPDIR, removed at end */
+	int		 kill_reason;	/* enum msg_exit_reason, 0 if none */
+};
+
+struct broker {
+	struct config	 conf;
+	struct event_base *base;
+	int		 exe_http;	/* role executables, for execveat */
+	int		 exe_vault;
+	int		 exe_worker;
+	int		 listen_fds[CD_LISTEN_MAX];
+	size_t		 nlisten;
+	char		*api_token;	/* NULL when api_auth is none */
+	int		 change_ids;	/* started as root */
+	uid_t		 svc_uid;	/* http and workers */
+	gid_t		 svc_gid;
+	uid_t		 vault_uid;
+	gid_t		 vault_gid;
+	int		 foreground;
+	int		 verbose;
+	struct role_proc http;
+	struct role_proc vault;
+	TAILQ_HEAD(, job) jobs;
+	size_t		 njobs;
+	uint32_t	 next_job;
+	int		 shutting_down;
+};
+
+extern struct broker *broker;
+
+/* proc.c */
+void proc_start(struct role_proc *rp);
+void proc_exited(struct role_proc *rp, int status);
+void proc_kill(struct role_proc *rp, const char *why);
+pid_t proc_exec(int exe, const char *title, int ctl, int keep_stderr);
+int proc_send_init(int ctl, const char *kind, const char *connector,
+    const char *remote, const char *extra, int change_ids, uid_t uid,
+    gid_t gid, const int *fds, size_t nfds);
+void proc_link_channels(void);
+
+/* jobs.c */
+void jobs_spawn(uint32_t req, const char *kind, const char *connector,
+    const char *remote);
+void jobs_cancel(uint32_t id);
+int jobs_reaped(pid_t pid, int status);
+void jobs_kill_all(void);
+
+#endif

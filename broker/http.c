@@ -1,0 +1,522 @@
+/*
+ * connectord: http, the REST front end.
+ *
+ * Contract. Runs as the unprivileged service user, chrooted in an empty
+ * directory, under a seccomp allowlist that forbids opening files,
+ * creating sockets and exec. It holds only the listening sockets the
+ * broker passed it and its channels. It routes and authenticates API
+ * requests, parses their JSON, keeps the requests that wait for a worker
+ * or the vault, and answers status questions from the metadata the vault
+ * pushes. It receives user-supplied secrets (a pasted token) and hands
+ * them to a worker; it never receives a stored credential back.
+ *
+ * Peers and what it accepts:
+ *   broker: MSG_SPAWN_ANS (with the worker's channel), MSG_JOB_EXIT,
+ *           MSG_VAULT_CHANNEL.
+ *   vault:  MSG_META_PUSH, MSG_DELETE_ANS.
+ *   worker: MSG_JOB_PROGRESS, MSG_JOB_RESULT.
+ * Anything else is a protocol violation and ends this process; the
+ * broker restarts it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cd_limits.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "sandbox.h"
+
+struct http_state http;
+
+static const uint16_t permit_broker[] = {
+	MSG_SPAWN_ANS, MSG_JOB_EXIT, MSG_VAULT_CHANNEL,
+};
+static const uint16_t permit_vault[] = {
+	MSG_META_PUSH, MSG_DELETE_ANS,
+};
+static const uint16_t permit_worker[] = {
+	MSG_JOB_PROGRESS, MSG_JOB_RESULT,
+};
+
+#define PERMIT(t) { (t), sizeof(t) / sizeof((t)[0]) }
+
+static void
+http_violation(const char *peer, const char *what)
+{
+	fatalx("protocol violation by %s: %s", peer, what);
+}
+
+static void preq_timeout_cb(evutil_socket_t, short, void *);
+
+/* The client went away: forget its requests and stop their workers. */
+static void
+http_conn_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct preq *p, *tmp;
+
+	(void)arg;
+	TAILQ_FOREACH_SAFE(p, &http.preqs, entry, tmp) {
+		if (p->evcon == evcon) {
+			p->req = NULL;
+			preq_finish(p);
+		}
+	}
+}
+
+struct preq *
+preq_new(struct evhttp_request *req, const char *connector,
+    preq_done_fn done)
+{
+	struct preq	*p;
+	struct timeval	 tv = { CD_JOB_TTL_CHECK + 5, 0 };
+
+	if (http.npreqs >= CD_HTTP_PENDING_MAX) {
+		http_error(req, 503, "Too many requests are in progress; try "
+		    "again in a moment.");
+		return NULL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		http_error(req, 503, "The daemon is out of memory.");
+		return NULL;
+	}
+	p->id = ++http.next_id;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->jobfd = -1;
+	p->done = done;
+	snprintf(p->connector, sizeof(p->connector), "%s", connector);
+	clock_gettime(CLOCK_MONOTONIC, &p->start);
+	p->timer = evtimer_new(http.base, preq_timeout_cb, p);
+	if (p->timer == NULL || evtimer_add(p->timer, &tv) == -1)
+		fatalx("evtimer_add");
+	if (p->evcon != NULL)
+		evhttp_connection_set_closecb(p->evcon, http_conn_close_cb,
+		    NULL);
+	TAILQ_INSERT_TAIL(&http.preqs, p, entry);
+	http.npreqs++;
+	return p;
+}
+
+/* Done with a request: answered, abandoned or failed. */
+void
+preq_finish(struct preq *p)
+{
+	struct msg m;
+
+	if (p->job != 0 && p->jobfd != -1 && !p->answered) {
+		/* The worker may still run: ask the broker to end it. */
+		msg_init(&m, MSG_JOB_CANCEL, p->job);
+		if (msg_send(CHILD_CTL_FD, &m) == -1)
+			log_warn("cannot cancel job %u", p->job);
+		msg_free(&m);
+	}
+	if (p->jobev != NULL)
+		event_free(p->jobev);
+	if (p->jobfd != -1)
+		close(p->jobfd);
+	if (p->timer != NULL)
+		event_free(p->timer);
+	msg_free_secret(p->secret);
+	TAILQ_REMOVE(&http.preqs, p, entry);
+	http.npreqs--;
+	free(p);
+}
+
+/* Deliver an outcome to the handler (if the client is still there). */
+static void
+preq_complete(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident)
+{
+	if (p->req != NULL)
+		p->done(p, status, sentence, ident);
+	p->req = NULL;
+	preq_finish(p);
+}
+
+static void
+preq_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	preq_complete(arg, 503, "The request took too long; no worker "
+	    "answered in time. Try again.", NULL);
+}
+
+static struct preq *
+preq_find(uint32_t id, uint32_t job)
+{
+	struct preq *p;
+
+	TAILQ_FOREACH(p, &http.preqs, entry)
+		if ((id != 0 && p->id == id) || (job != 0 && p->job == job))
+			return p;
+	return NULL;
+}
+
+int
+preq_spawn(struct preq *p, const char *kind, const char *remote,
+    uint32_t op, char *secret)
+{
+	struct msg	 m;
+	int		 rc;
+
+	p->secret = secret;
+	p->op = op;
+	msg_init(&m, MSG_SPAWN_REQ, 0);
+	rc = msg_put_u32(&m, p->id) == -1 || msg_put_str(&m, kind) == -1 ||
+	    msg_put_str(&m, p->connector) == -1 ||
+	    msg_put_str(&m, remote) == -1 || msg_send(CHILD_CTL_FD, &m) == -1 ?
+	    -1 : 0;
+	msg_free(&m);
+	if (rc == -1)
+		preq_complete(p, 503, "The broker cannot be reached.", NULL);
+	return rc;
+}
+
+int
+preq_vault_delete(struct preq *p, const char *remote)
+{
+	struct msg	 m;
+	int		 rc;
+
+	if (http.vaultfd == -1) {
+		preq_complete(p, 503, "The credential vault is restarting; try "
+		    "again in a few seconds.", NULL);
+		return -1;
+	}
+	p->at_vault = 1;
+	msg_init(&m, MSG_DELETE_REQ, 0);
+	rc = msg_put_u32(&m, p->id) == -1 ||
+	    msg_put_str(&m, p->connector) == -1 ||
+	    msg_put_str(&m, remote) == -1 || msg_send(http.vaultfd, &m) == -1 ?
+	    -1 : 0;
+	msg_free(&m);
+	if (rc == -1)
+		preq_complete(p, 503, "The credential vault cannot be reached.",
+		    NULL);
+	return rc;
+}
+
+static void
+http_job_result(struct preq *p, struct msg *m)
+{
+	uint32_t	 status;
+	char		*sentence = NULL, *ident = NULL, err[128];
+	size_t		 ilen;
+	yajl_val	 id = NULL;
+
+	if (msg_get_u32(m, &status) == -1 ||
+	    msg_get_str(m, &sentence, NULL) == -1 ||
+	    msg_get_str(m, &ident, &ilen) == -1 || msg_get_end(m) == -1 ||
+	    status < 200 || status > 599)
+		http_violation("worker", "malformed JOB_RESULT");
+	if (ilen > 0 && ((id = json_parse(ident, ilen, CD_MSG_STR_MAX, err,
+	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(id)))
+		http_violation("worker", "JOB_RESULT with bad identity");
+	p->answered = 1;
+	preq_complete(p, status, sentence, id);
+	if (id != NULL)
+		yajl_tree_free(id);
+	free(sentence);
+	free(ident);
+}
+
+static void
+http_job_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	static const struct msg_permit permit = PERMIT(permit_worker);
+	struct preq	*p = arg;
+	struct msg	 m;
+	int		 rc;
+
+	(void)ev;
+	rc = msg_recv(fd, &m, CD_MSG_PAYLOAD_MAX);
+	if (rc == -1 && errno == EAGAIN)
+		return;
+	if (rc == 0) {
+		preq_complete(p, 502, "The worker ended before it answered; "
+		    "see the daemon's log.", NULL);
+		return;
+	}
+	if (rc == -1)
+		http_violation("worker", "malformed frame");
+	if (!msg_permitted(&permit, m.hdr.type))
+		http_violation("worker", msg_type_name(m.hdr.type));
+	switch (m.hdr.type) {
+	case MSG_JOB_RESULT:
+		/* The worker is done; closing our end lets it exit. */
+		http_job_result(p, &m);
+		break;
+	case MSG_JOB_PROGRESS:
+		/* Flows that report progress arrive with later connectors. */
+		http_violation("worker", "JOB_PROGRESS for a token check");
+		break;
+	default:
+		http_violation("worker", msg_type_name(m.hdr.type));
+	}
+	msg_free(&m);
+}
+
+/* The broker started our worker: give it the request. */
+static void
+http_spawn_ans(struct msg *m)
+{
+	struct preq	*p;
+	struct msg	 j;
+	uint32_t	 req, err;
+	char		*sentence = NULL;
+	int		 fd = -1;
+
+	if (msg_get_u32(m, &req) == -1 || msg_get_u32(m, &err) == -1 ||
+	    msg_get_str(m, &sentence, NULL) == -1 ||
+	    (err == 0 && msg_get_fd(m, &fd) == -1) || msg_get_end(m) == -1)
+		http_violation("broker", "malformed SPAWN_ANS");
+	if ((p = preq_find(req, 0)) == NULL || p->job != 0) {
+		/* The client left meanwhile: stop the worker. */
+		if (fd != -1)
+			close(fd);
+		free(sentence);
+		return;
+	}
+	if (err != 0) {
+		preq_complete(p, err, sentence, NULL);
+		free(sentence);
+		return;
+	}
+	free(sentence);
+	p->job = m->hdr.job;
+	p->jobfd = fd;
+	p->jobev = event_new(http.base, fd, EV_READ | EV_PERSIST, http_job_cb,
+	    p);
+	if (p->jobev == NULL || event_add(p->jobev, NULL) == -1)
+		fatalx("event_add");
+	msg_init(&j, MSG_JOB_REQ, p->job);
+	j.secret = 1;
+	if (msg_put_u32(&j, p->op) == -1 || msg_put_str(&j, p->secret) == -1 ||
+	    msg_put_str(&j, "") == -1 || msg_send(fd, &j) == -1)
+		preq_complete(p, 502, "The worker could not be reached.", NULL);
+	msg_free(&j);
+}
+
+static void
+http_job_exit(struct msg *m)
+{
+	struct preq	*p;
+	uint32_t	 reason, status;
+
+	if (msg_get_u32(m, &reason) == -1 || msg_get_u32(m, &status) == -1 ||
+	    msg_get_end(m) == -1)
+		http_violation("broker", "malformed JOB_EXIT");
+	if ((p = preq_find(0, m->hdr.job)) == NULL)
+		return;
+	preq_complete(p, reason == MSG_EXIT_DEADLINE ? 503 : 502,
+	    reason == MSG_EXIT_DEADLINE ? "The worker did not finish in time "
+	    "and was stopped; try again." : "The worker ended before it "
+	    "answered; see the daemon's log.", NULL);
+}
+
+static void http_vault_cb(evutil_socket_t, short, void *);
+
+/* The vault went away: answer whoever waited for it. */
+static void
+http_vault_lost(void)
+{
+	struct preq *p, *tmp;
+
+	if (http.vaultev != NULL)
+		event_free(http.vaultev);
+	http.vaultev = NULL;
+	if (http.vaultfd != -1)
+		close(http.vaultfd);
+	http.vaultfd = -1;
+	TAILQ_FOREACH_SAFE(p, &http.preqs, entry, tmp)
+		if (p->at_vault)
+			preq_complete(p, 503, "The credential vault restarted "
+			    "while answering; try again.", NULL);
+}
+
+static void
+http_vault_channel(struct msg *m)
+{
+	uint32_t up;
+	int	 fd = -1;
+
+	if (msg_get_u32(m, &up) == -1 || (up && msg_get_fd(m, &fd) == -1) ||
+	    msg_get_end(m) == -1)
+		http_violation("broker", "malformed VAULT_CHANNEL");
+	http_vault_lost();
+	if (!up)
+		return;
+	http.vaultfd = fd;
+	http.vaultev = event_new(http.base, fd, EV_READ | EV_PERSIST,
+	    http_vault_cb, NULL);
+	if (http.vaultev == NULL || event_add(http.vaultev, NULL) == -1)
+		fatalx("event_add");
+}
+
+static void
+http_meta_push(struct msg *m)
+{
+	char		*json, err[128];
+	size_t		 len;
+	yajl_val	 v;
+
+	if (msg_get_str(m, &json, &len) == -1 || msg_get_end(m) == -1)
+		http_violation("vault", "malformed META_PUSH");
+	v = json_parse(json, len, CD_MSG_STR_MAX, err, sizeof(err));
+	free(json);
+	if (!YAJL_IS_OBJECT(v))
+		http_violation("vault", "META_PUSH is not a JSON object");
+	if (http.meta != NULL)
+		yajl_tree_free(http.meta);
+	http.meta = v;
+}
+
+static void
+http_delete_ans(struct msg *m)
+{
+	struct preq	*p;
+	uint32_t	 req, status;
+	char		*sentence = NULL;
+
+	if (msg_get_u32(m, &req) == -1 || msg_get_u32(m, &status) == -1 ||
+	    msg_get_str(m, &sentence, NULL) == -1 || msg_get_end(m) == -1)
+		http_violation("vault", "malformed DELETE_ANS");
+	if ((p = preq_find(req, 0)) != NULL)
+		preq_complete(p, status, sentence, NULL);
+	free(sentence);
+}
+
+static void
+http_vault_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	static const struct msg_permit permit = PERMIT(permit_vault);
+	struct msg	 m;
+	int		 rc;
+
+	(void)ev;
+	(void)arg;
+	rc = msg_recv(fd, &m, CD_MSG_PAYLOAD_MAX);
+	if (rc == -1 && errno == EAGAIN)
+		return;
+	if (rc == 0) {
+		http_vault_lost();
+		return;
+	}
+	if (rc == -1)
+		http_violation("vault", "malformed frame");
+	if (!msg_permitted(&permit, m.hdr.type))
+		http_violation("vault", msg_type_name(m.hdr.type));
+	switch (m.hdr.type) {
+	case MSG_META_PUSH:
+		http_meta_push(&m);
+		break;
+	case MSG_DELETE_ANS:
+		http_delete_ans(&m);
+		break;
+	default:
+		http_violation("vault", msg_type_name(m.hdr.type));
+	}
+	msg_free(&m);
+}
+
+static void
+http_ctl_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	static const struct msg_permit permit = PERMIT(permit_broker);
+	struct msg	 m;
+	int		 rc;
+
+	(void)ev;
+	(void)arg;
+	rc = msg_recv(fd, &m, 4096);
+	if (rc == -1 && errno == EAGAIN)
+		return;
+	if (rc == 0)
+		fatalx("the broker went away");
+	if (rc == -1)
+		http_violation("broker", "malformed frame");
+	if (!msg_permitted(&permit, m.hdr.type))
+		http_violation("broker", msg_type_name(m.hdr.type));
+	switch (m.hdr.type) {
+	case MSG_SPAWN_ANS:
+		http_spawn_ans(&m);
+		break;
+	case MSG_JOB_EXIT:
+		http_job_exit(&m);
+		break;
+	case MSG_VAULT_CHANNEL:
+		http_vault_channel(&m);
+		break;
+	default:
+		http_violation("broker", msg_type_name(m.hdr.type));
+	}
+	msg_free(&m);
+}
+
+/* The evhttp server on the listening sockets the broker passed. */
+static void
+http_server_setup(void)
+{
+	if ((http.evh = evhttp_new(http.base)) == NULL)
+		fatalx("evhttp_new");
+	evhttp_set_max_headers_size(http.evh, CD_HTTP_HEADERS_MAX);
+	evhttp_set_max_body_size(http.evh, CD_HTTP_BODY_HARD_MAX);
+	evhttp_set_timeout(http.evh, CD_HTTP_TIMEOUT_SEC);
+	evhttp_set_allowed_methods(http.evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_gencb(http.evh, http_route_cb, NULL);
+	for (size_t i = 0; i < http.ci.nfds; i++) {
+		evutil_make_socket_nonblocking(http.ci.fds[i]);
+		if (evhttp_accept_socket(http.evh, http.ci.fds[i]) == -1)
+			fatalx("cannot serve listener %zu", i);
+		http.ci.fds[i] = -1;
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sandbox	 sb;
+	struct msg	 m;
+	char		 err[512];
+
+	(void)argc;
+	(void)argv;
+	log_set_role("http");
+	child_read_init(&http.ci);
+	if (http.ci.extra[0] != '\0' &&
+	    (http.api_token = strdup(http.ci.extra)) == NULL)
+		fatal("strdup");
+	http.vaultfd = -1;
+	TAILQ_INIT(&http.preqs);
+	signal(SIGPIPE, SIG_IGN);
+	memset(&sb, 0, sizeof(sb));
+	sb.role = SANDBOX_HTTP;
+	sb.chroot_dir = CHILD_HTTP_CHROOT;
+	sb.change_ids = http.ci.change_ids;
+	sb.uid = http.ci.uid;
+	sb.gid = http.ci.gid;
+	sb.nofile = CD_RLIMIT_NOFILE;
+	if ((http.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (sandbox_enter(&sb, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	http_server_setup();
+	http.ctlev = event_new(http.base, CHILD_CTL_FD, EV_READ | EV_PERSIST,
+	    http_ctl_cb, NULL);
+	if (http.ctlev == NULL || event_add(http.ctlev, NULL) == -1)
+		fatalx("event_add");
+	msg_init(&m, MSG_READY, 0);
+	if (msg_send(CHILD_CTL_FD, &m) == -1)
+		fatal("cannot tell the broker we are ready");
+	msg_free(&m);
+	event_base_dispatch(http.base);
+	return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * The http role's internal interface, shared by http.c (server, channels,
+ * pending requests), http_route.c (routing, authentication, answers) and
+ * http_token.c (the token connectors: manus, and later github, vercel).
+ */
+#ifndef CD_HTTP_H
+#define CD_HTTP_H
+
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stdint.h>
+#include <time.h>
+#include <yajl/yajl_tree.h>
+
+#include "child.h"
+#include "msg.h"
+
+/* glibc's sys/queue.h lacks the deletion-safe iterator. */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
+
+struct preq;
+
+/* Called once with the worker's or vault's answer; ident may be NULL. */
+typedef void (*preq_done_fn)(struct preq *p, uint32_t status,
+    const char *sentence, yajl_val ident);
+
+/* A client request waiting for a worker or the vault. */
+struct preq {
+	TAILQ_ENTRY(preq) entry;
+	uint32_t	 id;		/* our request id (SPAWN_REQ, DELETE) */
+	struct evhttp_request *req;	/* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	uint32_t	 job;		/* worker job id, 0 before SPAWN_ANS */
+	int		 jobfd;		/* channel to the worker, or -1 */
+	struct event	*jobev;
+	struct event	*timer;		/* answers 503 if nothing came */
+	char		*secret;	/* sent to the worker, then wiped */
+	uint32_t	 op;		/* JOB_REQ op */
+	int		 at_vault;	/* waiting for a vault answer */
+	int		 answered;	/* the worker sent its result */
+	char		 connector[16];
+	preq_done_fn	 done;
+	struct timespec	 start;
+};
+
+struct http_state {
+	struct child_init ci;
+	struct event_base *base;
+	struct evhttp	*evh;
+	char		*api_token;	/* NULL: api_auth none */
+	int		 vaultfd;	/* -1 while the vault is down */
+	struct event	*vaultev;
+	struct event	*ctlev;
+	yajl_val	 meta;		/* last metadata pushed by the vault */
+	TAILQ_HEAD(, preq) preqs;
+	size_t		 npreqs;
+	uint32_t	 next_id;
+};
+
+extern struct http_state http;
+
+/* http.c */
+struct preq *preq_new(struct evhttp_request *req, const char *connector,
+    preq_done_fn done);
+int preq_spawn(struct preq *p, const char *kind, const char *remote,
+    uint32_t op, char *secret);
+int preq_vault_delete(struct preq *p, const char *remote);
+void preq_finish(struct preq *p);
+
+/* http_route.c */
+void http_route_cb(struct evhttp_request *req, void *arg);
+void http_reply(struct evhttp_request *req, int code, const char *json);
+void http_error(struct evhttp_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Parse the body as a JSON object; answers 400/413 itself on failure. */
+yajl_val http_body_json(struct evhttp_request *req);
+void http_access_log(struct evhttp_request *req, int code);
+
+/* http_token.c */
+void http_token_save(struct evhttp_request *req, const char *connector);
+void http_token_status(struct evhttp_request *req, const char *connector);
+void http_token_disconnect(struct evhttp_request *req, const char *connector);
+void http_token_reconnect(struct evhttp_request *req, const char *connector);
+void http_connectors_list(struct evhttp_request *req);
+int http_token_connector(const char *name);
+/* The metadata object of one connector, NULL if none yet. */
+yajl_val http_meta_connector(const char *connector);
+
+#endif

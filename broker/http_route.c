@@ -1,0 +1,365 @@
+/*
+ * Routing, authentication and answers of the http role. Routes are a
+ * table of patterns; a path that matches a pattern with another method
+ * gets 405 and an Allow header, a path that matches none gets 404. Every
+ * answer is JSON (an error is {"error": "<sentence>"}), and the access
+ * log names the method, the path without its query string, the status
+ * and the time taken, never a header or a body.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "cd_limits.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+
+#define ROUTE_SEGS_MAX 8
+
+/* A handler gets the request and the path's wildcard segments. */
+typedef void (*route_fn)(struct evhttp_request *req, char **args);
+
+struct route {
+	enum evhttp_cmd_type	 method;
+	const char		*pattern;	/* "*" matches one segment */
+	int			 public;	/* no API token needed */
+	route_fn		 fn;
+};
+
+static void route_healthz(struct evhttp_request *, char **);
+static void route_connectors(struct evhttp_request *, char **);
+static void route_token(struct evhttp_request *, char **);
+static void route_status(struct evhttp_request *, char **);
+static void route_disconnect(struct evhttp_request *, char **);
+static void route_reconnect(struct evhttp_request *, char **);
+
+static const struct route routes[] = {
+	{ EVHTTP_REQ_GET, "/healthz", 1, route_healthz },
+	{ EVHTTP_REQ_GET, "/api/connectors", 0, route_connectors },
+	{ EVHTTP_REQ_POST, "/api/connectors/*/token", 0, route_token },
+	{ EVHTTP_REQ_GET, "/api/connectors/*/status", 0, route_status },
+	{ EVHTTP_REQ_POST, "/api/connectors/*/disconnect", 0,
+	    route_disconnect },
+	{ EVHTTP_REQ_POST, "/api/connectors/*/reconnect", 0, route_reconnect },
+};
+
+static const char *
+http_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "OTHER";
+}
+
+void
+http_access_log(struct evhttp_request *req, int code)
+{
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const char		*path = uri ? evhttp_uri_get_path(uri) : NULL;
+	char			 safe[128];
+	size_t			 i;
+
+	/* The path only, cut and made printable: never a query string,
+	 * which could carry an authorization code. */
+	for (i = 0; path != NULL && path[i] != '\0' && i < sizeof(safe) - 1;
+	    i++)
+		safe[i] = path[i] > 0x20 && path[i] < 0x7f ? path[i] : '?';
+	safe[i] = '\0';
+	log_info("%s %s %d", http_method_name(evhttp_request_get_command(req)),
+	    safe, code);
+}
+
+void
+http_reply(struct evhttp_request *req, int code, const char *json)
+{
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+	struct evbuffer		*b = evbuffer_new();
+	const char		*reason;
+
+	if (b == NULL)
+		fatalx("out of memory");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evbuffer_add(b, json, strlen(json));
+	evbuffer_add(b, "\n", 1);
+	switch (code) {
+	case 200: reason = "OK"; break;
+	case 202: reason = "Accepted"; break;
+	case 204: reason = "No Content"; break;
+	case 400: reason = "Bad Request"; break;
+	case 401: reason = "Unauthorized"; break;
+	case 404: reason = "Not Found"; break;
+	case 405: reason = "Method Not Allowed"; break;
+	case 409: reason = "Conflict"; break;
+	case 413: reason = "Payload Too Large"; break;
+	case 422: reason = "Unprocessable Entity"; break;
+	case 502: reason = "Bad Gateway"; break;
+	case 503: reason = "Service Unavailable"; break;
+	case 507: reason = "Insufficient Storage"; break;
+	default: reason = "Error"; break;
+	}
+	http_access_log(req, code);
+	evhttp_send_reply(req, code, reason, b);
+	evbuffer_free(b);
+}
+
+void
+http_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+	va_list		 ap;
+	char		 sentence[512], *out;
+	yajl_gen	 g;
+
+	va_start(ap, fmt);
+	vsnprintf(sentence, sizeof(sentence), fmt, ap);
+	va_end(ap);
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "error", sentence);
+	yajl_gen_map_close(g);
+	if ((out = json_gen_take(g, NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_free(g);
+	http_reply(req, code, out);
+	free(out);
+}
+
+yajl_val
+http_body_json(struct evhttp_request *req)
+{
+	struct evbuffer	*b = evhttp_request_get_input_buffer(req);
+	size_t		 len = evbuffer_get_length(b);
+	char		 err[128];
+	unsigned char	*data;
+	yajl_val	 v;
+
+	if (len > CD_HTTP_BODY_MAX) {
+		http_error(req, 413, "The request body is larger than %d KiB.",
+		    CD_HTTP_BODY_MAX / 1024);
+		return NULL;
+	}
+	if (len == 0) {
+		http_error(req, 400, "The request needs a JSON object body.");
+		return NULL;
+	}
+	data = evbuffer_pullup(b, (ev_ssize_t)len);
+	v = json_parse((const char *)data, len, CD_HTTP_BODY_MAX, err,
+	    sizeof(err));
+	/* The body may hold a token: wipe libevent's copy now. */
+	explicit_bzero(data, len);
+	evbuffer_drain(b, len);
+	if (v == NULL) {
+		http_error(req, 400, "The request body is not valid JSON (%s).",
+		    err);
+		return NULL;
+	}
+	if (!YAJL_IS_OBJECT(v)) {
+		json_free_secret(v);
+		http_error(req, 400, "The request body must be a JSON object.");
+		return NULL;
+	}
+	return v;
+}
+
+/* Constant-time comparison of the presented bearer token. */
+static int
+http_token_equal(const char *a, const char *b)
+{
+	size_t		 la = strlen(a), lb = strlen(b);
+	unsigned char	 diff = la != lb;
+
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (lb ? lb : 1)];
+	return diff == 0;
+}
+
+static int
+http_authorized(struct evhttp_request *req)
+{
+	const char *h;
+
+	if (http.api_token == NULL)
+		return 1;
+	h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return http_token_equal(h, http.api_token);
+}
+
+/* Split a path into at most ROUTE_SEGS_MAX segments (in place). */
+static int
+http_split(char *path, char **segs)
+{
+	int	 n = 0;
+	char	*s, *save = NULL;
+
+	for (s = strtok_r(path, "/", &save); s != NULL;
+	    s = strtok_r(NULL, "/", &save)) {
+		if (n == ROUTE_SEGS_MAX)
+			return -1;
+		segs[n++] = s;
+	}
+	return n;
+}
+
+static int
+http_match(const char *pattern, char **segs, int nsegs, char **args)
+{
+	char	 pat[128], *psegs[ROUTE_SEGS_MAX];
+	int	 np, na = 0;
+
+	snprintf(pat, sizeof(pat), "%s", pattern);
+	if ((np = http_split(pat, psegs)) != nsegs)
+		return 0;
+	for (int i = 0; i < np; i++) {
+		if (strcmp(psegs[i], "*") == 0)
+			args[na++] = segs[i];
+		else if (strcmp(psegs[i], segs[i]) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Find the route; 405 with Allow if only the method is wrong. */
+static const struct route *
+http_find_route(struct evhttp_request *req, char **segs, int nsegs,
+    char **args)
+{
+	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	char			 allow[64] = "";
+	const struct route	*r;
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		r = &routes[i];
+		if (!http_match(r->pattern, segs, nsegs, args))
+			continue;
+		if (r->method == cmd ||
+		    (cmd == EVHTTP_REQ_HEAD && r->method == EVHTTP_REQ_GET))
+			return r;
+		if (allow[0] != '\0')
+			strncat(allow, ", ", sizeof(allow) - strlen(allow) - 1);
+		strncat(allow, http_method_name(r->method),
+		    sizeof(allow) - strlen(allow) - 1);
+	}
+	if (allow[0] != '\0') {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", allow);
+		http_error(req, 405, "This path does not accept %s; use %s.",
+		    http_method_name(cmd), allow);
+	} else
+		http_error(req, 404, "There is no such path in the API.");
+	return NULL;
+}
+
+void
+http_route_cb(struct evhttp_request *req, void *arg)
+{
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const char		*p = uri ? evhttp_uri_get_path(uri) : NULL;
+	char			 path[512], *segs[ROUTE_SEGS_MAX];
+	char			*args[ROUTE_SEGS_MAX];
+	const struct route	*r;
+	int			 n;
+
+	(void)arg;
+	if (p == NULL || strlen(p) >= sizeof(path)) {
+		http_error(req, 404, "There is no such path in the API.");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s", p);
+	if ((n = http_split(path, segs)) == -1) {
+		http_error(req, 404, "There is no such path in the API.");
+		return;
+	}
+	if ((r = http_find_route(req, segs, n, args)) == NULL)
+		return;
+	if (!r->public && !http_authorized(req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "WWW-Authenticate", "Bearer");
+		http_error(req, 401, "A valid API token is required: send "
+		    "'Authorization: Bearer <token>' with the content of "
+		    "<state_dir>/api-token.");
+		return;
+	}
+	r->fn(req, args);
+}
+
+static void
+route_healthz(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	if (http.vaultfd == -1 || http.meta == NULL) {
+		http_reply(req, 503, "{\"ok\":false,\"error\":\"The credential "
+		    "vault is not running yet; try again in a few seconds.\"}");
+		return;
+	}
+	http_reply(req, 200, "{\"ok\":true}");
+}
+
+static void
+route_connectors(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_connectors_list(req);
+}
+
+/* The token routes exist for the token connectors only. */
+static int
+route_token_connector(struct evhttp_request *req, const char *name)
+{
+	if (http_token_connector(name))
+		return 1;
+	http_error(req, 404, "There is no token connector named '%.32s'.",
+	    name);
+	return 0;
+}
+
+static void
+route_token(struct evhttp_request *req, char **args)
+{
+	if (route_token_connector(req, args[0]))
+		http_token_save(req, args[0]);
+}
+
+static void
+route_status(struct evhttp_request *req, char **args)
+{
+	if (route_token_connector(req, args[0]))
+		http_token_status(req, args[0]);
+}
+
+static void
+route_disconnect(struct evhttp_request *req, char **args)
+{
+	if (route_token_connector(req, args[0]))
+		http_token_disconnect(req, args[0]);
+}
+
+static void
+route_reconnect(struct evhttp_request *req, char **args)
+{
+	if (route_token_connector(req, args[0]))
+		http_token_reconnect(req, args[0]);
+}

@@ -1,0 +1,60 @@
+/*
+ * The vault's internal state, shared by vault.c (start, channels) and
+ * vault_creds.c (grants, credential operations, metadata).
+ */
+#ifndef CD_VAULT_H
+#define CD_VAULT_H
+
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <stdint.h>
+#include <yajl/yajl_tree.h>
+
+#include "audit.h"
+#include "child.h"
+#include "msg.h"
+
+/* What one worker may do, registered by the broker with its channel. */
+struct grant {
+	TAILQ_ENTRY(grant) entry;
+	uint32_t	 job;
+	char		 kind[16];
+	char		 connector[16];
+	char		 remote[40];
+	uint32_t	 ops;	/* GRANT_OP_* allowed */
+	uint32_t	 used;	/* GRANT_OP_* already done: each once */
+	uint32_t	 pid;
+	int		 fd;
+	struct event	*ev;
+};
+
+struct vault {
+	struct child_init ci;
+	struct event_base *base;
+	int		 wsfd;		/* workspace */
+	int		 statefd;	/* state_dir */
+	int		 homefd;	/* home */
+	struct audit	*audit;
+	uint8_t		 key[AUDIT_KEY_LEN];
+	int		 httpfd;
+	struct event	*httpev;
+	struct event	*ctlev;
+	TAILQ_HEAD(, grant) grants;
+	yajl_val	 status;	/* status.json: identities, errors */
+};
+
+extern struct vault vault;
+
+void vault_violation(const char *peer, const char *what)
+    __attribute__((noreturn));
+int vault_log(const struct audit_rec *rec);
+
+/* vault_creds.c */
+void vault_status_load(void);
+void vault_meta_push(void);
+void vault_handle_delete(struct msg *m);
+void vault_grant_add(struct msg *m);
+void vault_grant_end(uint32_t job);
+
+#endif

@@ -1,0 +1,555 @@
+/*
+ * The vault's operations on credentials: grants registered by the broker,
+ * the scoped requests of workers (store, read, mark), deletes asked by
+ * http, and the non-secret metadata pushed to http after every change.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cd_limits.h"
+#include "json.h"
+#include "log.h"
+#include "store.h"
+#include "vault.h"
+
+#define TOKENS_FILE "mcp-tokens.json"
+#define STATUS_FILE "status.json"
+/* Largest credential entry a worker may store. */
+#define VAULT_ENTRY_MAX (16 * 1024)
+
+/* Connectors stored in mcp-tokens.json and the member holding the
+ * secret, which must be a non-empty string for "connected". */
+struct vault_conn {
+	const char	*name;
+	const char	*secret;
+};
+
+static const struct vault_conn vault_conns[] = {
+	{ "github", "access_token" },
+	{ "vercel", "access_token" },
+	{ "manus", "api_key" },
+};
+
+static const uint16_t permit_worker[] = {
+	MSG_CRED_PUT_REQ, MSG_CRED_GET_REQ, MSG_CRED_MARK_REQ,
+};
+
+static const struct vault_conn *
+vault_conn_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(vault_conns) / sizeof(vault_conns[0]);
+	    i++)
+		if (strcmp(vault_conns[i].name, name) == 0)
+			return &vault_conns[i];
+	return NULL;
+}
+
+/* Map a store error to the HTTP status the API reports. */
+static uint32_t
+vault_store_status(enum store_err e)
+{
+	switch (e) {
+	case STORE_OK: return 200;
+	case STORE_ERR_NOSPACE: return 507;
+	case STORE_ERR_LOG: return 503;
+	case STORE_ERR_CORRUPT:
+	case STORE_ERR_IO:
+		break;
+	}
+	return 500;
+}
+
+void
+vault_status_load(void)
+{
+	char err[256];
+
+	if (store_json_load(vault.statefd, STATUS_FILE, &vault.status, err,
+	    sizeof(err)) != STORE_OK) {
+		log_warnx("%s; starting with empty status", err);
+		vault.status = json_new_obj();
+	}
+	if (vault.status == NULL)
+		fatalx("out of memory");
+}
+
+static void
+vault_status_save(void)
+{
+	char	*buf, err[256];
+	size_t	 len;
+
+	if ((buf = json_dump(vault.status, 1, &len)) == NULL) {
+		log_warnx("cannot serialise the status");
+		return;
+	}
+	if (store_write(vault.statefd, STATUS_FILE, buf, len, NULL, NULL, err,
+	    sizeof(err)) != STORE_OK)
+		log_warnx("%s", err);
+	free(buf);
+}
+
+/* Set status[connector][key] = v (v may be NULL to delete). */
+static void
+vault_status_set(const char *connector, const char *key, yajl_val v)
+{
+	yajl_val c = json_obj_get(vault.status, connector);
+
+	if (c == NULL) {
+		if (v == NULL)
+			return;
+		if ((c = json_new_obj()) == NULL ||
+		    json_obj_set(vault.status, connector, c) == -1)
+			fatalx("out of memory");
+	}
+	if (v == NULL)
+		json_obj_del(c, key);
+	else if (json_obj_set(c, key, v) == -1)
+		fatalx("out of memory");
+}
+
+/* Build {"connectors": {name: {connected, error, user}}, "store_error"}. */
+static char *
+vault_meta_build(size_t *len)
+{
+	yajl_gen	 g;
+	yajl_val	 tokens = NULL, entry, st;
+	char		 err[256], *out;
+	enum store_err	 e;
+
+	e = store_json_load(vault.wsfd, TOKENS_FILE, &tokens, err, sizeof(err));
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "store_error", e == STORE_OK ? NULL : err);
+	json_gen_str(g, "connectors");
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < sizeof(vault_conns) / sizeof(vault_conns[0]);
+	    i++) {
+		const char *sec;
+
+		entry = json_obj_get(tokens, vault_conns[i].name);
+		sec = json_obj_str(entry, vault_conns[i].secret);
+		st = json_obj_get(vault.status, vault_conns[i].name);
+		json_gen_str(g, vault_conns[i].name);
+		yajl_gen_map_open(g);
+		json_gen_kbool(g, "stored", sec != NULL && *sec != '\0');
+		json_gen_kstr(g, "auth_method", json_obj_str(entry,
+		    "auth_method"));
+		json_gen_kstr(g, "error", json_obj_str(st, "error"));
+		json_gen_str(g, "user");
+		if (json_obj_get(st, "user") != NULL)
+			json_gen_val(g, json_obj_get(st, "user"));
+		else
+			yajl_gen_null(g);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	out = json_gen_take(g, len);
+	yajl_gen_free(g);
+	if (tokens != NULL)
+		json_free_secret(tokens);
+	return out;
+}
+
+void
+vault_meta_push(void)
+{
+	struct msg	 m;
+	char		*meta;
+	size_t		 len;
+
+	if (vault.httpfd == -1)
+		return;
+	if ((meta = vault_meta_build(&len)) == NULL)
+		fatalx("out of memory");
+	msg_init(&m, MSG_META_PUSH, 0);
+	if (msg_put_strn(&m, meta, len) == -1 ||
+	    msg_send(vault.httpfd, &m) == -1)
+		log_warn("cannot push metadata to http");
+	msg_free(&m);
+	free(meta);
+}
+
+static void
+vault_answer(int fd, uint16_t type, uint32_t job, uint32_t status,
+    const char *sentence, const char *secret)
+{
+	struct msg m;
+
+	msg_init(&m, type, job);
+	m.secret = secret != NULL;
+	if (msg_put_u32(&m, status) == -1 ||
+	    (type != MSG_CRED_MARK_ANS && msg_put_str(&m, sentence) == -1) ||
+	    (type == MSG_CRED_GET_ANS && msg_put_str(&m, secret) == -1) ||
+	    msg_send(fd, &m) == -1)
+		log_warn("cannot answer %s", msg_type_name(type));
+	msg_free(&m);
+}
+
+/* The commit hook of a write: its IPC log line. */
+static int
+vault_commit_cb(void *arg)
+{
+	return vault_log(arg);
+}
+
+static void
+vault_rec_worker(struct audit_rec *rec, const struct grant *gr,
+    uint16_t type)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->peer = "worker";
+	rec->job = gr->job;
+	rec->kind = gr->kind;
+	rec->pid = (pid_t)gr->pid;
+	rec->type = msg_type_name(type);
+	rec->connector = gr->connector;
+	rec->remote = gr->remote[0] ? gr->remote : NULL;
+}
+
+/* Replace mcp-tokens.json[connector] with entry, under the lock. */
+static enum store_err
+vault_tokens_update(const char *connector, yajl_val entry,
+    struct audit_rec *rec, char *err, size_t errlen)
+{
+	yajl_val	 tokens;
+	enum store_err	 e;
+	char		*buf = NULL;
+	size_t		 len;
+	int		 lock;
+
+	if ((lock = store_lock(vault.wsfd)) == -1) {
+		snprintf(err, errlen, "cannot lock the workspace: %s",
+		    strerror(errno));
+		json_free_secret(entry);
+		return STORE_ERR_IO;
+	}
+	e = store_json_load(vault.wsfd, TOKENS_FILE, &tokens, err, errlen);
+	if (e != STORE_OK) {
+		json_free_secret(entry);
+		goto out;
+	}
+	if (entry == NULL && json_obj_get(tokens, connector) == NULL) {
+		/* Nothing to remove: log the request, leave the file be. */
+		json_free_secret(tokens);
+		e = vault_commit_cb(rec) == 0 ? STORE_OK : STORE_ERR_LOG;
+		if (e == STORE_ERR_LOG)
+			snprintf(err, errlen, "the IPC log cannot be written");
+		goto out;
+	}
+	if (entry != NULL)
+		json_obj_set(tokens, connector, entry);
+	else
+		json_obj_del(tokens, connector);
+	if ((buf = json_dump(tokens, 1, &len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		e = STORE_ERR_IO;
+	} else
+		e = store_write(vault.wsfd, TOKENS_FILE, buf, len,
+		    vault_commit_cb, rec, err, errlen);
+	json_free_secret(tokens);
+out:
+	if (buf != NULL) {
+		explicit_bzero(buf, len);
+		free(buf);
+	}
+	store_unlock(lock);
+	return e;
+}
+
+/* Log a refusal; the log failing too changes nothing for the caller. */
+static void
+vault_log_outcome(struct audit_rec *rec, const char *outcome,
+    const char *detail)
+{
+	rec->outcome = outcome;
+	rec->detail = detail;
+	rec->nfp = 0;
+	(void)vault_log(rec);
+}
+
+static void
+vault_put(struct grant *gr, struct msg *m)
+{
+	const struct vault_conn	*vc;
+	struct audit_rec	 rec;
+	yajl_val		 entry;
+	char			*conn = NULL, *json = NULL, err[256];
+	const char		*sec;
+	size_t			 len = 0;
+	enum store_err		 e;
+
+	if (msg_get_str(m, &conn, NULL) == -1 ||
+	    msg_get_str(m, &json, &len) == -1 || msg_get_end(m) == -1 ||
+	    strcmp(conn, gr->connector) != 0 ||
+	    (vc = vault_conn_find(conn)) == NULL)
+		vault_violation("worker", "CRED_PUT_REQ outside its grant");
+	entry = json_parse(json, len, VAULT_ENTRY_MAX, err, sizeof(err));
+	sec = json_obj_str(entry, vc->secret);
+	if (!YAJL_IS_OBJECT(entry) || sec == NULL || *sec == '\0')
+		vault_violation("worker", "CRED_PUT_REQ with a malformed entry");
+	vault_rec_worker(&rec, gr, m->hdr.type);
+	rec.outcome = "ok";
+	rec.fp[0].name = vc->secret;
+	rec.fp[0].data = sec;
+	rec.fp[0].len = strlen(sec);
+	rec.nfp = 1;
+	e = vault_tokens_update(conn, entry, &rec, err, sizeof(err));
+	if (e != STORE_OK) {
+		log_warnx("%s", err);
+		if (e != STORE_ERR_LOG)
+			vault_log_outcome(&rec, "error", err);
+		vault_answer(gr->fd, MSG_CRED_PUT_ANS, gr->job,
+		    vault_store_status(e), err, NULL);
+	} else {
+		vault_status_set(conn, "error", NULL);
+		vault_status_save();
+		vault_answer(gr->fd, MSG_CRED_PUT_ANS, gr->job, 200, "", NULL);
+		vault_meta_push();
+	}
+	free(conn);
+	msg_free_secret(json);
+}
+
+static void
+vault_get(struct grant *gr, struct msg *m)
+{
+	const struct vault_conn	*vc;
+	struct audit_rec	 rec;
+	yajl_val		 tokens, entry;
+	char			*conn = NULL, *out = NULL, err[256];
+	const char		*sec;
+	enum store_err		 e;
+
+	if (msg_get_str(m, &conn, NULL) == -1 || msg_get_end(m) == -1 ||
+	    strcmp(conn, gr->connector) != 0 ||
+	    (vc = vault_conn_find(conn)) == NULL)
+		vault_violation("worker", "CRED_GET_REQ outside its grant");
+	vault_rec_worker(&rec, gr, m->hdr.type);
+	e = store_json_load(vault.wsfd, TOKENS_FILE, &tokens, err, sizeof(err));
+	entry = json_obj_get(tokens, conn);
+	sec = json_obj_str(entry, vc->secret);
+	if (e != STORE_OK || sec == NULL || *sec == '\0') {
+		vault_log_outcome(&rec, e != STORE_OK ? "error" : "not_found",
+		    e != STORE_OK ? err : NULL);
+		vault_answer(gr->fd, MSG_CRED_GET_ANS, gr->job,
+		    e != STORE_OK ? vault_store_status(e) : 404, e != STORE_OK ?
+		    err : "Nothing is stored for this connector.", "");
+		goto out;
+	}
+	rec.outcome = "ok";
+	rec.fp[0].name = vc->secret;
+	rec.fp[0].data = sec;
+	rec.fp[0].len = strlen(sec);
+	rec.nfp = 1;
+	if (vault_log(&rec) == -1) {
+		vault_answer(gr->fd, MSG_CRED_GET_ANS, gr->job, 503,
+		    "The IPC log cannot be written, so the credential was not "
+		    "read.", "");
+		goto out;
+	}
+	out = json_dump(entry, 0, NULL);
+	vault_answer(gr->fd, MSG_CRED_GET_ANS, gr->job, out ? 200 : 500, "",
+	    out ? out : "");
+out:
+	msg_free_secret(out);
+	if (tokens != NULL)
+		json_free_secret(tokens);
+	free(conn);
+}
+
+static void
+vault_mark(struct grant *gr, struct msg *m)
+{
+	struct audit_rec	 rec;
+	char			*conn = NULL, *sentence = NULL, *ident = NULL;
+	char			 err[128];
+	uint32_t		 valid;
+	size_t			 ilen;
+	yajl_val		 user = NULL;
+
+	if (msg_get_str(m, &conn, NULL) == -1 || msg_get_u32(m, &valid) == -1 ||
+	    msg_get_str(m, &sentence, NULL) == -1 ||
+	    msg_get_str(m, &ident, &ilen) == -1 || msg_get_end(m) == -1 ||
+	    strcmp(conn, gr->connector) != 0 || vault_conn_find(conn) == NULL)
+		vault_violation("worker", "CRED_MARK_REQ outside its grant");
+	if (ilen > 0 && ((user = json_parse(ident, ilen, VAULT_ENTRY_MAX, err,
+	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(user)))
+		vault_violation("worker", "CRED_MARK_REQ with bad identity");
+	vault_rec_worker(&rec, gr, m->hdr.type);
+	rec.outcome = valid ? "valid" : "invalid";
+	rec.detail = valid ? NULL : sentence;
+	if (vault_log(&rec) == -1) {
+		if (user != NULL)
+			yajl_tree_free(user);
+		vault_answer(gr->fd, MSG_CRED_MARK_ANS, gr->job, 503, NULL, NULL);
+		goto out;
+	}
+	vault_status_set(conn, "error", valid ? NULL : json_new_str(sentence));
+	if (user != NULL)
+		vault_status_set(conn, "user", user);
+	vault_status_save();
+	vault_answer(gr->fd, MSG_CRED_MARK_ANS, gr->job, 200, NULL, NULL);
+	vault_meta_push();
+out:
+	free(conn);
+	free(sentence);
+	free(ident);
+}
+
+void
+vault_handle_delete(struct msg *m)
+{
+	struct audit_rec	 rec;
+	struct msg		 a;
+	char			*conn = NULL, *remote = NULL, err[256] = "";
+	uint32_t		 req, status = 200;
+	enum store_err		 e;
+
+	if (msg_get_u32(m, &req) == -1 || msg_get_str(m, &conn, NULL) == -1 ||
+	    msg_get_str(m, &remote, NULL) == -1 || msg_get_end(m) == -1 ||
+	    vault_conn_find(conn) == NULL)
+		vault_violation("http", "malformed DELETE_REQ");
+	memset(&rec, 0, sizeof(rec));
+	rec.peer = "http";
+	rec.type = msg_type_name(m->hdr.type);
+	rec.connector = conn;
+	rec.outcome = "ok";
+	e = vault_tokens_update(conn, NULL, &rec, err, sizeof(err));
+	if (e != STORE_OK) {
+		status = vault_store_status(e);
+		if (e != STORE_ERR_LOG)
+			vault_log_outcome(&rec, "error", err);
+	} else {
+		vault_status_set(conn, "error", NULL);
+		vault_status_set(conn, "user", NULL);
+		vault_status_save();
+	}
+	msg_init(&a, MSG_DELETE_ANS, 0);
+	if (msg_put_u32(&a, req) == -1 || msg_put_u32(&a, status) == -1 ||
+	    msg_put_str(&a, err) == -1 || msg_send(vault.httpfd, &a) == -1)
+		log_warn("cannot answer http");
+	msg_free(&a);
+	if (status == 200)
+		vault_meta_push();
+	free(conn);
+	free(remote);
+}
+
+static struct grant *
+vault_grant_find(uint32_t job)
+{
+	struct grant *gr;
+
+	TAILQ_FOREACH(gr, &vault.grants, entry)
+		if (gr->job == job)
+			return gr;
+	return NULL;
+}
+
+static void
+vault_grant_close(struct grant *gr)
+{
+	if (gr->ev != NULL) {
+		event_free(gr->ev);
+		gr->ev = NULL;
+	}
+	if (gr->fd != -1) {
+		close(gr->fd);
+		gr->fd = -1;
+	}
+}
+
+/* One request per operation a grant allows, each at most once. */
+static void
+vault_worker_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	static const struct msg_permit permit = {
+		permit_worker, sizeof(permit_worker) / sizeof(permit_worker[0])
+	};
+	struct grant	*gr = arg;
+	struct msg	 m;
+	uint32_t	 op;
+	int		 rc;
+
+	(void)ev;
+	rc = msg_recv(fd, &m, VAULT_ENTRY_MAX + 1024);
+	if (rc == -1 && errno == EAGAIN)
+		return;
+	if (rc == 0) {
+		vault_grant_close(gr);
+		return;
+	}
+	if (rc == -1)
+		vault_violation("worker", "malformed frame");
+	m.secret = 1;
+	if (!msg_permitted(&permit, m.hdr.type) || m.hdr.job != gr->job)
+		vault_violation("worker", msg_type_name(m.hdr.type));
+	op = m.hdr.type == MSG_CRED_PUT_REQ ? GRANT_OP_PUT :
+	    m.hdr.type == MSG_CRED_GET_REQ ? GRANT_OP_GET : GRANT_OP_MARK;
+	if (!(gr->ops & op) || (gr->used & op))
+		vault_violation("worker", "request outside its grant");
+	gr->used |= op;
+	switch (m.hdr.type) {
+	case MSG_CRED_PUT_REQ:
+		vault_put(gr, &m);
+		break;
+	case MSG_CRED_GET_REQ:
+		vault_get(gr, &m);
+		break;
+	case MSG_CRED_MARK_REQ:
+		vault_mark(gr, &m);
+		break;
+	default:
+		vault_violation("worker", msg_type_name(m.hdr.type));
+	}
+	msg_free(&m);
+}
+
+void
+vault_grant_add(struct msg *m)
+{
+	struct grant	*gr;
+	char		*kind = NULL, *conn = NULL, *remote = NULL;
+
+	if ((gr = calloc(1, sizeof(*gr))) == NULL)
+		fatalx("out of memory");
+	gr->fd = -1;
+	gr->job = m->hdr.job;
+	if (msg_get_str(m, &kind, NULL) == -1 ||
+	    msg_get_str(m, &conn, NULL) == -1 ||
+	    msg_get_str(m, &remote, NULL) == -1 ||
+	    msg_get_u32(m, &gr->ops) == -1 || msg_get_u32(m, &gr->pid) == -1 ||
+	    msg_get_fd(m, &gr->fd) == -1 || msg_get_end(m) == -1 ||
+	    vault_grant_find(gr->job) != NULL)
+		vault_violation("broker", "malformed GRANT");
+	snprintf(gr->kind, sizeof(gr->kind), "%s", kind);
+	snprintf(gr->connector, sizeof(gr->connector), "%s", conn);
+	snprintf(gr->remote, sizeof(gr->remote), "%s", remote);
+	free(kind);
+	free(conn);
+	free(remote);
+	gr->ev = event_new(vault.base, gr->fd, EV_READ | EV_PERSIST,
+	    vault_worker_cb, gr);
+	if (gr->ev == NULL || event_add(gr->ev, NULL) == -1)
+		fatalx("event_add");
+	TAILQ_INSERT_TAIL(&vault.grants, gr, entry);
+}
+
+void
+vault_grant_end(uint32_t job)
+{
+	struct grant *gr;
+
+	if ((gr = vault_grant_find(job)) == NULL)
+		return;
+	vault_grant_close(gr);
+	TAILQ_REMOVE(&vault.grants, gr, entry);
+	free(gr);
+}

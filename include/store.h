@@ -1,0 +1,49 @@
+/*
+ * Durable, atomic replacement of the files the vault owns: a lock, a
+ * temporary file in the same directory, fsync, a commit hook (the IPC
+ * log line), rename, fsync of the directory, mode 0600. A file that
+ * cannot be parsed is never overwritten. Library code.
+ */
+#ifndef CD_STORE_H
+#define CD_STORE_H
+
+#include <stddef.h>
+
+#include <yajl/yajl_tree.h>
+
+/* Outcome classes, mapped to HTTP status codes by the caller. */
+enum store_err {
+	STORE_OK = 0,
+	STORE_ERR_CORRUPT,	/* the file exists but cannot be parsed */
+	STORE_ERR_IO,		/* read, write or sync failed */
+	STORE_ERR_NOSPACE,	/* the file system is full */
+	STORE_ERR_LOG,		/* the commit hook (IPC log) refused */
+};
+
+/* Take the directory's exclusive lock (blocking). fd or -1. */
+int store_lock(int dirfd);
+void store_unlock(int lockfd);
+
+/*
+ * Read name below dirfd (no symlinks, at most CD_STORE_FILE_MAX bytes).
+ * A missing file gives *buf = NULL, *len = 0 and STORE_OK.
+ */
+enum store_err store_read(int dirfd, const char *name, char **buf,
+    size_t *len, char *err, size_t errlen);
+
+/* Parse name as a JSON object; a missing or empty file is {}. */
+enum store_err store_json_load(int dirfd, const char *name, yajl_val *out,
+    char *err, size_t errlen);
+
+/*
+ * Replace name with data. commit (may be NULL) runs after the temporary
+ * file is durable and before the rename; if it fails nothing changes.
+ */
+enum store_err store_write(int dirfd, const char *name, const char *data,
+    size_t len, int (*commit)(void *), void *arg, char *err, size_t errlen);
+
+/* Remove name (no error if absent) and sync the directory. */
+enum store_err store_remove(int dirfd, const char *name,
+    int (*commit)(void *), void *arg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * The shared worker skeleton (worker.c) and what each kind of worker
+ * provides. A worker is one short-lived process per job: it receives one
+ * MSG_JOB_REQ from http, talks to the provider, delivers any credential
+ * straight to the vault, answers http with one MSG_JOB_RESULT, and exits.
+ */
+#ifndef CD_WORKER_H
+#define CD_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "child.h"
+
+/* Job operations carried in MSG_JOB_REQ (must match http_token.c). */
+#define JOB_OP_SAVE		1
+#define JOB_OP_REVALIDATE	2
+
+struct worker {
+	struct child_init ci;
+	int		 httpfd;	/* channel to http */
+	int		 vaultfd;	/* channel to the vault */
+	uint32_t	 job;
+};
+
+extern struct worker worker;
+
+/* An outcome for http: status, sentence, identity JSON (may be NULL). */
+struct worker_result {
+	uint32_t	 status;
+	char		 sentence[512];
+	char		*identity;	/* malloc'd JSON object or NULL */
+};
+
+/* Send the result to http (once). */
+void worker_answer(const struct worker_result *r);
+
+/* Vault requests within the grant; each returns the vault's status. */
+uint32_t worker_vault_put(const char *connector, const char *entry_json,
+    char *sentence, size_t len);
+uint32_t worker_vault_get(const char *connector, char **entry_json,
+    char *sentence, size_t len);
+uint32_t worker_vault_mark(const char *connector, int valid,
+    const char *sentence, const char *identity);
+
+/* check.c: validate and store or revalidate a token. */
+void check_run(uint32_t op, const char *secret);
+
+/* curl.c: one bounded HTTPS GET. */
+struct curl_answer {
+	long		 code;		/* HTTP status, 0 on transport error */
+	char		*body;		/* NUL-terminated, may be NULL */
+	size_t		 len;
+	char		*scopes;	/* X-OAuth-Scopes header, or NULL */
+	char		 error[256];	/* transport error sentence */
+	int		 timed_out;
+};
+int curl_get(const char *url, const char *const *headers,
+    struct curl_answer *a);
+void curl_answer_free(struct curl_answer *a);
+
+#endif
