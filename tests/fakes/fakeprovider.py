@@ -1,0 +1,646 @@
+#!/usr/bin/python3
+"""Fake remote providers for connectord's tests, reached through an HTTPS proxy.
+
+One process plays every remote provider so that the daemon's production URLs
+stay unchanged (reference/gh.md section 7):
+
+- a proxy on 127.0.0.1 that answers ``CONNECT <provider host>:443`` with
+  ``200 Connection established`` and then terminates TLS itself, with a leaf
+  certificate for every provider host signed by a throwaway CA made at start;
+  any other CONNECT target, and any non-CONNECT request, gets 403;
+- fake provider endpoints behind it, chosen by the request's Host (then the
+  TLS SNI, then the CONNECT target), one handler class per provider;
+- a plain-HTTP control API on a second loopback port (``/_fake/...``);
+- a log of every CONNECT and request, in memory (``GET /_fake/log``) and as
+  JSON lines in ``<dir>/fake.log``. Secrets are never logged: credential
+  headers and secret query parameters are replaced by a SHA-256 prefix
+  (``sha256:<16 hex>``, see fingerprint()), request bodies by their length
+  and fingerprint.
+
+When ready it writes ``{"proxy_port", "control_port", "ca_file"}`` to
+``<dir>/fake.json`` (atomically), so a test waits for that file.
+
+Only Python 3 standard library and the openssl command line tool.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import select
+import signal
+import socketserver
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# Every host a connector may reach. CONNECT to anything else is refused, so
+# that a daemon reaching somewhere unexpected shows up as a 403 in the log.
+PROVIDER_HOSTS = (
+    "api.manus.ai",
+    "github.com",
+    "api.github.com",
+    "api.vercel.com",
+    "vercel.com",
+    "accounts.google.com",
+    "oauth2.googleapis.com",
+    "www.googleapis.com",
+    "login.microsoftonline.com",
+    "graph.microsoft.com",
+)
+
+# Headers worth recording, and those among them that carry a secret.
+LOGGED_HEADERS = ("user-agent", "accept", "content-type", "content-length",
+                  "authorization", "x-manus-api-key", "cookie")
+SECRET_HEADERS = ("authorization", "x-manus-api-key", "cookie")
+# Query parameters that carry secrets in OAuth-style flows.
+SECRET_PARAMS = ("code", "code_verifier", "client_secret", "access_token",
+                 "refresh_token", "device_code", "token", "api_key")
+
+HANG_MAX_SEC = 120      # longest a "hang" answer holds a connection
+SLOW_DELAY_SEC = 3      # delay of a "slow" answer
+BODY_MAX = 1024 * 1024  # largest request body the fake reads
+MODES = ("normal", "500", "garbage", "hang", "slow")
+
+
+def fingerprint(secret):
+    """Stand-in for a secret in logs: tests compute the same value to check
+    which key the daemon sent without the key ever being written to disk."""
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8", "surrogateescape")
+    return "sha256:" + hashlib.sha256(secret).hexdigest()[:16]
+
+
+def redact_header(name, value):
+    """Keep an Authorization scheme ("Bearer") visible, hash the rest."""
+    if name not in SECRET_HEADERS:
+        return value
+    if name == "authorization" and " " in value:
+        scheme, cred = value.split(" ", 1)
+        return scheme + " " + fingerprint(cred.strip())
+    return fingerprint(value)
+
+
+def redact_path(path):
+    """Replace the values of secret query parameters by fingerprints."""
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    out = [(k, fingerprint(v) if k in SECRET_PARAMS else v) for k, v in pairs]
+    return base + "?" + urllib.parse.urlencode(out, safe=":")
+
+
+class Log:
+    """The request log: a list for the control API, JSON lines on disk."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.entries = []
+        self.seq = 0
+
+    def add(self, **entry):
+        with self.lock:
+            self.seq += 1
+            entry = {"seq": self.seq, "time": round(time.time(), 3), **entry}
+            self.entries.append(entry)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.entries)
+
+    def clear(self):
+        with self.lock:
+            self.entries = []
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"kind": "reset",
+                                    "time": round(time.time(), 3)}) + "\n")
+
+
+class Request:
+    """What a provider handler sees of one request."""
+
+    def __init__(self, method, path, headers, body):
+        self.method = method
+        self.target = path
+        self.path, _, self.query_string = path.partition("?")
+        self.query = urllib.parse.parse_qs(self.query_string)
+        self.headers = headers      # http.client.HTTPMessage, case-insensitive
+        self.body = body
+
+    def json(self):
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            return None
+
+
+class Response:
+    """One answer: status, headers, body bytes."""
+
+    def __init__(self, status, body=b"", content_type="application/json",
+                 headers=None):
+        if not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        self.status = status
+        self.body = body.encode() if isinstance(body, str) else body
+        self.headers = {"Content-Type": content_type, **(headers or {})}
+
+
+# Returned by a provider to hold the connection without ever answering.
+HANG = object()
+
+
+class Provider:
+    """Base of the fake providers: host names, a scenario mode, routes.
+
+    A subclass sets ``name`` and ``hosts``, fills ``routes`` with
+    ``(method, path) -> bound method(req)``, and may add control actions
+    (``POST /_fake/<name>/<action>``) as ``control_<action>(body)``. The
+    failure modes are applied here, once, for every route of the provider.
+    """
+
+    name = None
+    hosts = ()
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.mode = "normal"
+        self.routes = {}
+
+    def reset(self):
+        """Back to normal mode; subclasses also forget registered state."""
+        self.mode = "normal"
+
+    def error_500(self):
+        return Response(500, {"message": "boom"})
+
+    def not_found(self, req):
+        return Response(404, {"message": "Not Found"})
+
+    def handle(self, req):
+        """Apply the current mode, then the route. Returns a Response or
+        HANG."""
+        mode = self.mode
+        if mode == "500":
+            return self.error_500()
+        if mode == "garbage":
+            return Response(200, b"<html>not json", "text/html")
+        if mode == "hang":
+            return HANG
+        if mode == "slow":
+            time.sleep(SLOW_DELAY_SEC)
+        route = self.routes.get((req.method, req.path))
+        return route(req) if route else self.not_found(req)
+
+
+class Manus(Provider):
+    """api.manus.ai: API keys checked with GET /v2/task.list
+    (reference/seed-service.md section 7)."""
+
+    name = "manus"
+    hosts = ("api.manus.ai",)
+
+    def __init__(self):
+        super().__init__()
+        self.keys = set()
+        self.routes = {("GET", "/v2/task.list"): self.task_list}
+
+    def reset(self):
+        super().reset()
+        with self.lock:
+            self.keys.clear()
+
+    def error_500(self):
+        return Response(500, {"ok": False, "error": {
+            "code": "internal", "message": "boom"}})
+
+    def task_list(self, req):
+        key = req.headers.get("x-manus-api-key")
+        with self.lock:
+            valid = key is not None and key in self.keys
+        if not valid:
+            return Response(401, {"ok": False, "error": {
+                "code": "permission_denied", "message": "invalid api key"}})
+        return Response(200, {"ok": True, "data": []})
+
+    def control_keys(self, body):
+        """Register a key that the fake then accepts."""
+        with self.lock:
+            self.keys.add(require_str(body, "key"))
+        return Response(200, {"ok": True})
+
+    def control_revoke(self, body):
+        """Forget a key: the next check with it gets 401."""
+        with self.lock:
+            self.keys.discard(require_str(body, "key"))
+        return Response(200, {"ok": True})
+
+
+# One instance per provider class; add GitHub, Vercel, Google and Microsoft
+# here as their classes are written.
+PROVIDER_CLASSES = (Manus,)
+
+
+class BadControl(Exception):
+    """A malformed control request; answered 400."""
+
+
+def require_str(body, field):
+    value = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value:
+        raise BadControl("field %r must be a non-empty string" % field)
+    return value
+
+
+class Fake:
+    """Shared state: providers by name and by host, the log, the TLS
+    context, and an event that releases hanging connections on reset."""
+
+    def __init__(self, directory, tls_context):
+        self.dir = directory
+        self.tls = tls_context
+        self.log = Log(os.path.join(directory, "fake.log"))
+        self.providers = {}
+        self.by_host = {}
+        for cls in PROVIDER_CLASSES:
+            p = cls()
+            self.providers[p.name] = p
+            for h in p.hosts:
+                self.by_host[h] = p
+        self.release = threading.Event()
+        self.release_lock = threading.Lock()
+
+    def provider_for(self, *names):
+        for n in names:
+            if n and n in self.by_host:
+                return self.by_host[n]
+        return None
+
+    def reset(self):
+        self.log.clear()
+        for p in self.providers.values():
+            p.reset()
+        self.release_hangs()
+
+    def release_hangs(self):
+        with self.release_lock:
+            # Wake every hanging connection, then arm a fresh event.
+            self.release.set()
+            self.release = threading.Event()
+
+
+# ---------------------------------------------------------------------------
+# Certificates
+
+
+def make_certs(directory):
+    """A throwaway CA and one leaf for every provider host, with the openssl
+    command line tool. Returns (ca_file, leaf_cert, leaf_key). The CA
+    certificate is world-readable because workers read it after dropping to
+    an unprivileged user; the keys are not."""
+    p = lambda name: os.path.join(directory, name)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    run_openssl(["req", "-x509", *ec, "-nodes", "-keyout", p("ca.key"),
+                 "-out", p("ca.pem"), "-days", "2", "-subj",
+                 "/CN=connectord test CA",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-addext", "subjectKeyIdentifier=hash"])
+    run_openssl(["req", "-new", *ec, "-nodes", "-keyout", p("leaf.key"),
+                 "-out", p("leaf.csr"), "-subj", "/CN=fake providers"])
+    san = ",".join("DNS:" + h for h in PROVIDER_HOSTS)
+    with open(p("leaf.ext"), "w", encoding="ascii") as f:
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n"
+                "subjectKeyIdentifier=hash\n"
+                "authorityKeyIdentifier=keyid,issuer\n" % san)
+    run_openssl(["x509", "-req", "-in", p("leaf.csr"), "-CA", p("ca.pem"),
+                 "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2",
+                 "-extfile", p("leaf.ext"), "-out", p("leaf.pem")])
+    os.chmod(p("ca.pem"), 0o644)
+    os.chmod(p("ca.key"), 0o600)
+    os.chmod(p("leaf.key"), 0o600)
+    return p("ca.pem"), p("leaf.pem"), p("leaf.key")
+
+
+def run_openssl(args):
+    r = subprocess.run(["openssl", *args], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("fakeprovider: openssl %s failed: %s" % (args[0], r.stderr))
+
+
+def make_tls_context(cert, key):
+    """Server-side TLS offering HTTP/1.1 only (never h2 through ALPN), and
+    recording the SNI name on the socket for dispatch and logging."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])
+
+    def remember_sni(sslsock, server_name, _ctx):
+        sslsock.fake_sni = server_name
+
+    ctx.sni_callback = remember_sni
+    return ctx
+
+
+# ---------------------------------------------------------------------------
+# The proxy and the provider endpoints behind it
+
+
+class ConnContext:
+    """Per-tunnel facts handed to ProviderHandler in place of a server."""
+
+    def __init__(self, fake, connect_host, sni):
+        self.fake = fake
+        self.connect_host = connect_host
+        self.sni = sni
+
+
+class ProviderHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 over the TLS tunnel, keep-alive, one Provider per Host."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "fakeprovider"
+    sys_version = ""
+    timeout = HANG_MAX_SEC + 10     # idle keep-alive connections end
+
+    def log_message(self, fmt, *args):
+        pass    # the JSON log is the record
+
+    def do_any(self):
+        ctx = self.server
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
+        body = self.read_body()
+        if body is None:
+            return
+        req = Request(self.command, self.path, self.headers, body)
+        provider = ctx.fake.provider_for(host, ctx.sni, ctx.connect_host)
+        if provider is None:
+            resp = Response(404, {"message": "no fake for host %s" % host})
+        else:
+            resp = provider.handle(req)
+        entry = dict(kind="request", host=host, sni=ctx.sni,
+                     connect=ctx.connect_host, method=self.command,
+                     path=redact_path(self.path),
+                     headers=self.logged_headers(),
+                     body_len=len(body),
+                     body_sha256=fingerprint(body) if body else None)
+        if resp is HANG:
+            ctx.fake.log.add(status=None, note="hang", **entry)
+            self.hang()
+            return
+        ctx.fake.log.add(status=resp.status, **entry)
+        self.send(resp)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_any
+
+    def read_body(self):
+        """The request body (Content-Length or chunked), or None after
+        answering 413/400."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self.read_chunked()
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if n < 0 or n > BODY_MAX:
+            self.send(Response(413 if n > 0 else 400, {"message": "body"}))
+            self.close_connection = True
+            return None
+        return self.rfile.read(n) if n else b""
+
+    def read_chunked(self):
+        data = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0",
+                       16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return data
+            data += self.rfile.read(size)
+            self.rfile.readline()
+            if len(data) > BODY_MAX:
+                self.send(Response(413, {"message": "body"}))
+                self.close_connection = True
+                return None
+
+    def logged_headers(self):
+        return {k: redact_header(k, self.headers[k])
+                for k in LOGGED_HEADERS if k in self.headers}
+
+    def send(self, resp):
+        self.send_response(resp.status)
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+        self.wfile.flush()
+
+    def hang(self):
+        """Never answer: wait until the client goes away (the socket turns
+        readable at EOF or on a TLS alert), a reset, or HANG_MAX_SEC."""
+        release = self.server.fake.release
+        deadline = time.monotonic() + HANG_MAX_SEC
+        while time.monotonic() < deadline and not release.is_set():
+            r, _, _ = select.select([self.connection], [], [], 0.5)
+            if r:
+                break
+        self.close_connection = True
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    """Answers CONNECT for provider hosts and serves the tunnel itself."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "fakeprovider-proxy"
+    sys_version = ""
+    timeout = 30
+    # Unbuffered reads: nothing past the CONNECT headers may be consumed
+    # here, since the TLS handshake follows on the same socket.
+    rbufsize = 0
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_CONNECT(self):
+        fake = self.server.fake
+        host, _, port = self.path.rpartition(":")
+        host = host.strip("[]").lower()
+        allowed = host in PROVIDER_HOSTS and port == "443"
+        fake.log.add(kind="connect", target=self.path,
+                     status=200 if allowed else 403)
+        if not allowed:
+            self.refuse("CONNECT target not served by the fake")
+            return
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        self.serve_tunnel(fake, host)
+
+    def serve_tunnel(self, fake, host):
+        try:
+            tls = fake.tls.wrap_socket(self.connection, server_side=True)
+        except (OSError, ValueError) as e:
+            fake.log.add(kind="tls_error", target=self.path, error=str(e))
+            return
+        try:
+            ctx = ConnContext(fake, host, getattr(tls, "fake_sni", None))
+            ProviderHandler(tls, self.client_address, ctx)
+        except OSError:
+            pass    # the client went away mid-request
+        finally:
+            tls.close()
+
+    def refuse(self, why):
+        body = json.dumps({"message": why}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def do_other(self):
+        self.server.fake.log.add(kind="proxy_request", method=self.command,
+                                 target=redact_path(self.path), status=403)
+        self.refuse("this proxy only tunnels CONNECT")
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_other
+
+
+class ProxyServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+
+# ---------------------------------------------------------------------------
+# The control API
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    """Plain HTTP on loopback: scenario switches and the log for tests."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "fakeprovider-control"
+    sys_version = ""
+    timeout = 30
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        if self.path in ("/_fake/log", "/_fake/log/"):
+            self.reply(200, self.server.fake.log.snapshot())
+        elif self.path == "/_fake/state":
+            self.reply(200, {name: {"mode": p.mode}
+                             for name, p in self.server.fake.providers.items()})
+        else:
+            self.reply(404, {"error": "unknown control path"})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if 0 < n <= BODY_MAX else b""
+        try:
+            body = json.loads(raw or b"{}")
+            self.reply(200, self.dispatch(self.path.rstrip("/"), body))
+        except (ValueError, BadControl) as e:
+            self.reply(400, {"error": str(e)})
+        except LookupError as e:
+            self.reply(404, {"error": str(e)})
+
+    def dispatch(self, path, body):
+        """Route a control POST; returns the JSON answer or raises."""
+        fake = self.server.fake
+        if path == "/_fake/reset":
+            fake.reset()
+            return {"ok": True}
+        if path == "/_fake/mode":
+            provider = fake.providers.get(require_str(body, "provider"))
+            mode = require_str(body, "mode")
+            if provider is None or mode not in MODES:
+                raise BadControl("unknown provider or mode")
+            provider.mode = mode
+            return {"ok": True}
+        parts = path.split("/")     # "", "_fake", provider, action
+        if len(parts) == 4 and parts[1] == "_fake":
+            provider = fake.providers.get(parts[2])
+            action = getattr(provider, "control_" + parts[3], None)
+            if action is not None:
+                resp = action(body)
+                return json.loads(resp.body)
+        raise LookupError("unknown control path")
+
+    def reply(self, status, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+# ---------------------------------------------------------------------------
+
+
+def serve(server):
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    return t
+
+
+def write_ready(directory, info):
+    """Atomically, so that a reader never sees a half-written file."""
+    tmp = os.path.join(directory, "fake.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(info, f)
+    os.rename(tmp, os.path.join(directory, "fake.json"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", required=True,
+                    help="directory for the CA, fake.json and fake.log")
+    args = ap.parse_args()
+    directory = os.path.abspath(args.dir)
+    os.makedirs(directory, exist_ok=True)
+
+    ca_file, cert, key = make_certs(directory)
+    fake = Fake(directory, make_tls_context(cert, key))
+    proxy = ProxyServer(("127.0.0.1", 0), ProxyHandler)
+    control = ThreadingHTTPServer(("127.0.0.1", 0), ControlHandler)
+    proxy.fake = control.fake = fake
+    serve(proxy)
+    serve(control)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    write_ready(directory, {"proxy_port": proxy.server_address[1],
+                            "control_port": control.server_address[1],
+                            "ca_file": ca_file, "pid": os.getpid()})
+    while not stop.wait(1):
+        pass
+    fake.release_hangs()
+    proxy.shutdown()
+    control.shutdown()
+
+
+if __name__ == "__main__":
+    main()
