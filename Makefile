@@ -1,0 +1,38 @@
+# The two commands of the README, and a few more. Everything real is in
+# meson; this wrapper installs what is missing first.
+BUILD	?= build
+PYTHON	?= /usr/bin/python3
+
+.PHONY: all build deps test-deps run test install bench fuzz clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+test-deps:
+	@sh scripts/deps.sh test
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Foreground on 127.0.0.1:8700 with the built-in defaults, state in ./var.
+run: build
+	@mkdir -p var/workspace
+	./$(BUILD)/connectord -d
+
+test: test-deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	$(PYTHON) tests/run.py --build $(BUILD)
+
+install: build
+	meson install -C $(BUILD) --destdir "$(DESTDIR)"
+
+bench: build
+	$(PYTHON) bench/run.py --build $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
