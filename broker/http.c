@@ -239,7 +239,9 @@ http_job_cb(evutil_socket_t fd, short ev, void *arg)
 	if (rc == -1 && errno == EAGAIN)
 		return;
 	if (rc == 0) {
-		preq_complete(p, 502, "The worker ended before it answered; "
+		/* A worker that ends without answering has crashed or been
+		 * killed: the daemon, not the provider, failed. */
+		preq_complete(p, 503, "The worker ended before it answered; "
 		    "see the daemon's log.", NULL);
 		return;
 	}
@@ -314,7 +316,7 @@ http_job_exit(struct msg *m)
 		http_violation("broker", "malformed JOB_EXIT");
 	if ((p = preq_find(0, m->hdr.job)) == NULL)
 		return;
-	preq_complete(p, reason == MSG_EXIT_DEADLINE ? 503 : 502,
+	preq_complete(p, 503,
 	    reason == MSG_EXIT_DEADLINE ? "The worker did not finish in time "
 	    "and was stopped; try again." : "The worker ended before it "
 	    "answered; see the daemon's log.", NULL);
