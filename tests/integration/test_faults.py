@@ -11,6 +11,9 @@
 """
 
 import contextlib
+import hashlib
+import hmac
+import json
 import os
 import secrets
 import signal
@@ -136,7 +139,40 @@ def vault_killed_during_saves(fx):
                                              saves.outcomes[keys.index(key)]))
     is_(tokens.get("other") if tokens else None, {"x": 1},
         "the unrelated entry survived")
+    ledger_agrees(d, keys, saves.outcomes, key)
     fresh_save_works(fake, d, "after the vault restart")
+
+
+def ledger_agrees(d, keys, outcomes, stored):
+    """Every acknowledged save is in the IPC log as committed, and the
+    file holds the last committed key (or, if the vault died between the
+    log line and the rename, the one before it, whose successor then was
+    never acknowledged)."""
+    with open(os.path.join(d.state_dir, "ipc-log.key"), "rb") as f:
+        hkey = f.read()
+
+    def fp(k):
+        return hmac.new(hkey, k.encode(), hashlib.sha256).hexdigest()[:32]
+
+    with open(os.path.join(d.state_dir, "ipc.log"), encoding="utf-8") as f:
+        lines = [json.loads(x) for x in f]
+    committed = [x["fp"].get("api_key") for x in lines
+                 if x["type"] == "CRED_PUT_REQ" and x["outcome"] == "ok"]
+    acked = [k for k, o in zip(keys, outcomes) if o and o[0] == 200]
+    missing = [k for k in acked if fp(k) not in committed]
+    ok(not missing, "every acknowledged save is committed in the IPC log "
+       "(%d acknowledged, %d committed)" % (len(acked), len(committed)))
+    if not committed or stored is None:
+        ok(False, "the log and the file name a stored key")
+        return
+    by_fp = {fp(k): i for i, k in enumerate(keys)}
+    if fp(stored) == committed[-1]:
+        ok(True, "the file holds the last committed key")
+    else:
+        last = by_fp.get(committed[-1])
+        ok(len(committed) > 1 and fp(stored) == committed[-2] and
+           last is not None and outcomes[last][0] != 200,
+           "the file holds the key before an unacknowledged last commit")
 
 
 def parsed_tokens(d):
