@@ -11,11 +11,15 @@
 #include "cd_limits.h"
 #include "json.h"
 
-/* Depth of nesting outside strings; yajl's free recurses, so bound it. */
+#include <yajl/yajl_parse.h>
+
+/* Depth of nesting outside strings; yajl's free recurses, so bound it.
+ * yajl_tree_parse() turns comments on, so skip them as its lexer does:
+ * a quote inside a comment must not hide the brackets that follow. */
 static int
 json_depth_ok(const char *buf, size_t len)
 {
-	int	 depth = 0, instr = 0, esc = 0;
+	int	 depth = 0, instr = 0, esc = 0, comment = 0;
 
 	for (size_t i = 0; i < len; i++) {
 		char c = buf[i];
@@ -29,7 +33,22 @@ json_depth_ok(const char *buf, size_t len)
 				instr = 0;
 			continue;
 		}
-		if (c == '"')
+		if (comment == '/') {		/* "//" runs to a newline */
+			if (c == '\n')
+				comment = 0;
+			continue;
+		}
+		if (comment == '*') {		/* block comment */
+			if (c == '*' && i + 1 < len && buf[i + 1] == '/') {
+				comment = 0;
+				i++;
+			}
+			continue;
+		}
+		if (c == '/' && i + 1 < len &&
+		    (buf[i + 1] == '/' || buf[i + 1] == '*'))
+			comment = buf[++i];
+		else if (c == '"')
 			instr = 1;
 		else if (c == '{' || c == '[') {
 			if (++depth > CD_JSON_DEPTH_MAX)
@@ -38,6 +57,24 @@ json_depth_ok(const char *buf, size_t len)
 			depth--;
 	}
 	return 1;
+}
+
+/* yajl's tree parser accepts comments; JSON from a peer or a file must
+ * be plain JSON, so validate it first with a strict streaming parse. */
+static int
+json_strict_ok(const char *buf, size_t len)
+{
+	yajl_handle	 h;
+	yajl_status	 st;
+
+	if ((h = yajl_alloc(NULL, NULL, NULL)) == NULL)
+		return 0;
+	yajl_config(h, yajl_allow_comments, 0);
+	st = yajl_parse(h, (const unsigned char *)buf, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	yajl_free(h);
+	return st == yajl_status_ok;
 }
 
 yajl_val
@@ -58,6 +95,10 @@ json_parse(const char *buf, size_t len, size_t max, char *err, size_t errlen)
 	if (!json_depth_ok(buf, len)) {
 		snprintf(err, errlen, "the JSON is nested deeper than %d levels",
 		    CD_JSON_DEPTH_MAX);
+		return NULL;
+	}
+	if (!json_strict_ok(buf, len)) {
+		snprintf(err, errlen, "the body is not valid JSON");
 		return NULL;
 	}
 	if ((copy = malloc(len + 1)) == NULL) {
@@ -126,8 +167,9 @@ json_obj_str(yajl_val obj, const char *key)
 	return YAJL_GET_STRING(json_obj_get(obj, key));
 }
 
-int
-json_obj_set(yajl_val obj, const char *key, yajl_val v)
+/* Append member key without looking for it; takes ownership of v. */
+static int
+json_obj_append(yajl_val obj, const char *key, yajl_val v)
 {
 	const char	**keys;
 	yajl_val	 *vals;
@@ -137,13 +179,6 @@ json_obj_set(yajl_val obj, const char *key, yajl_val v)
 	if (!YAJL_IS_OBJECT(obj) || v == NULL)
 		goto fail;
 	n = obj->u.object.len;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(obj->u.object.keys[i], key) == 0) {
-			json_free_secret(obj->u.object.values[i]);
-			obj->u.object.values[i] = v;
-			return 0;
-		}
-	}
 	if ((k = strdup(key)) == NULL)
 		goto fail;
 	keys = realloc(obj->u.object.keys, (n + 1) * sizeof(*keys));
@@ -165,6 +200,21 @@ json_obj_set(yajl_val obj, const char *key, yajl_val v)
 fail:
 	json_free_secret(v);
 	return -1;
+}
+
+int
+json_obj_set(yajl_val obj, const char *key, yajl_val v)
+{
+	if (YAJL_IS_OBJECT(obj) && v != NULL) {
+		for (size_t i = 0; i < obj->u.object.len; i++) {
+			if (strcmp(obj->u.object.keys[i], key) == 0) {
+				json_free_secret(obj->u.object.values[i]);
+				obj->u.object.values[i] = v;
+				return 0;
+			}
+		}
+	}
+	return json_obj_append(obj, key, v);
 }
 
 int
@@ -259,8 +309,11 @@ json_copy_container(yajl_val v)
 	if ((c = json_new(v->type)) == NULL)
 		return NULL;
 	if (v->type == yajl_t_object) {
+		/* Append, not set: yajl keeps duplicate keys, and a copy
+		 * must keep them too or json_obj_get() would then find the
+		 * last value where the original gives the first. */
 		for (size_t i = 0; i < v->u.object.len; i++)
-			if (json_obj_set(c, v->u.object.keys[i],
+			if (json_obj_append(c, v->u.object.keys[i],
 			    json_copy(v->u.object.values[i])) == -1)
 				goto fail;
 		return c;

@@ -63,7 +63,10 @@ store_read(int dirfd, const char *name, char **bufp, size_t *lenp, char *err,
 
 	*bufp = NULL;
 	*lenp = 0;
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted at name must not hang the open; the
+	 * S_ISREG check below then refuses it. */
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
 	if (fd == -1) {
 		if (errno == ENOENT)
 			return STORE_OK;
@@ -113,7 +116,10 @@ store_json_load(int dirfd, const char *name, yajl_val *out, char *err,
 	*out = NULL;
 	if ((e = store_read(dirfd, name, &buf, &len, err, errlen)) != STORE_OK)
 		return e;
-	for (i = 0; i < len && strchr(" \t\r\n", buf[i]) != NULL; i++)
+	/* strchr() finds the terminator too: test NUL bytes apart, or a
+	 * file of NULs would pass for an empty one and be overwritten. */
+	for (i = 0; i < len && buf[i] != '\0' &&
+	    strchr(" \t\r\n", buf[i]) != NULL; i++)
 		;
 	if (i == len)
 		*out = json_new_obj();
