@@ -73,7 +73,6 @@ jobs_answer(uint32_t req, uint32_t job, uint32_t err, const char *sentence,
 	    (fd != -1 && msg_put_fd(&m, fd) == -1) ||
 	    msg_send(broker->http.ctl, &m) == -1)
 		log_warn("cannot answer http's spawn request");
-	m.nfds = 0;
 	msg_free(&m);
 }
 
@@ -191,7 +190,6 @@ jobs_send_grant(struct job *j, int fd)
 	    msg_put_str(&m, j->remote) == -1 || msg_put_u32(&m, j->ops) == -1 ||
 	    msg_put_u32(&m, (uint32_t)j->pid) == -1 || msg_put_fd(&m, fd) == -1 ||
 	    msg_send(broker->vault.ctl, &m) == -1 ? -1 : 0;
-	m.nfds = 0;
 	msg_free(&m);
 	return rc;
 }

@@ -124,7 +124,7 @@ proc_send_init(int ctl, const char *kind, const char *connector,
 		if (rc == 0)
 			rc = msg_send(ctl, &m);
 	}
-	m.nfds = 0;	/* the descriptors stay ours */
+
 	msg_free(&m);
 out:
 	free(cfg);
@@ -330,13 +330,11 @@ proc_link_channels(void)
 	msg_init(&m, MSG_HTTP_CHANNEL, 0);
 	if (msg_put_fd(&m, sv[1]) == -1 || msg_send(broker->vault.ctl, &m))
 		log_warn("cannot pass the channel to the vault");
-	m.nfds = 0;
 	msg_free(&m);
 	msg_init(&m, MSG_VAULT_CHANNEL, 0);
 	if (msg_put_u32(&m, 1) == -1 || msg_put_fd(&m, sv[0]) == -1 ||
 	    msg_send(broker->http.ctl, &m) == -1)
 		log_warn("cannot pass the channel to http");
-	m.nfds = 0;
 	msg_free(&m);
 	close(sv[0]);
 	close(sv[1]);

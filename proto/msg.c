@@ -34,7 +34,7 @@ msg_free(struct msg *m)
 	m->data = NULL;
 	m->cap = 0;
 	/* Descriptors received but never taken would otherwise leak. */
-	for (size_t i = 0; i < m->nfds; i++)
+	for (size_t i = 0; m->fds_owned && i < m->nfds; i++)
 		if (m->fds[i] != -1)
 			close(m->fds[i]);
 	m->nfds = 0;
@@ -303,6 +303,7 @@ msg_recv(int sock, struct msg *m, size_t cap)
 		msg_free(m);
 		return n == -1 && errno == ECONNRESET ? 0 : (int)n;
 	}
+	m->fds_owned = 1;
 	bad = msg_take_fds(m, &mh) == -1;
 	if (bad || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    (size_t)n < sizeof(m->hdr) || m->hdr.magic != MSG_MAGIC_VERSION ||

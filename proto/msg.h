@@ -114,11 +114,13 @@ struct msg {
 	int		 fds[CD_MSG_FDS_MAX];
 	size_t		 nfds;
 	int		 secret;	/* wipe payload when freed */
+	int		 fds_owned;	/* received fds: close untaken ones */
 };
 
 /* Start an empty message of a type. */
 void msg_init(struct msg *m, uint16_t type, uint32_t job);
-/* Wipe (if secret) and free the payload; close fds not taken. */
+/* Wipe (if secret) and free the payload; close received fds not taken
+ * (descriptors attached for sending stay the caller's). */
 void msg_free(struct msg *m);
 
 int msg_put_u32(struct msg *m, uint32_t v);
