@@ -141,10 +141,16 @@ preq_complete(struct preq *p, uint32_t status, const char *sentence,
 static void
 preq_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 {
+	struct preq *p = arg;
+
 	(void)fd;
 	(void)ev;
-	preq_complete(arg, 503, "The request took too long; no worker "
-	    "answered in time. Try again.", NULL);
+	if (p->worker_gone)
+		preq_complete(p, 503, "The worker ended before it answered; "
+		    "see the daemon's log.", NULL);
+	else
+		preq_complete(p, 503, "The request took too long; no worker "
+		    "answered in time. Try again.", NULL);
 }
 
 static struct preq *
@@ -240,9 +246,16 @@ http_job_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	if (rc == 0) {
 		/* A worker that ends without answering has crashed or been
-		 * killed: the daemon, not the provider, failed. */
-		preq_complete(p, 503, "The worker ended before it answered; "
-		    "see the daemon's log.", NULL);
+		 * killed: the daemon, not the provider, failed. The broker's
+		 * MSG_JOB_EXIT says why; wait a moment for it. */
+		struct timeval tv = { 2, 0 };
+
+		event_free(p->jobev);
+		p->jobev = NULL;
+		close(p->jobfd);
+		p->jobfd = -1;
+		p->worker_gone = 1;
+		evtimer_add(p->timer, &tv);
 		return;
 	}
 	if (rc == -1)

@@ -45,6 +45,7 @@ struct preq {
 	uint32_t	 op;		/* JOB_REQ op */
 	int		 at_vault;	/* waiting for a vault answer */
 	int		 answered;	/* the worker sent its result */
+	int		 worker_gone;	/* its channel closed without a result */
 	char		 connector[16];
 	preq_done_fn	 done;
 	struct timespec	 start;

@@ -259,6 +259,46 @@ def worker_killed_mid_validation(fx):
     is_(d.tokens_bytes(), before, "mcp-tokens.json unchanged")
 
 
+def worker_frozen_until_deadline(fx):
+    """A worker that stops making progress (here: SIGSTOP, so not even
+    libcurl's timeout can fire) is killed by the broker at the job's
+    deadline (30 s for a token check), and the client gets a 503 that
+    says so, not a hang."""
+    fake, d = fx
+    key = new_key()
+    fake.reset()
+    fake.add_manus_key(key)
+    fake.set_mode("manus", "hang")
+    answer = {}
+
+    def save():
+        answer["result"] = d.api("POST", TOKEN, {"token": key}, timeout=90)
+        answer["at"] = time.monotonic()
+
+    t = threading.Thread(target=save, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    try:
+        worker = d.wait_role("worker manus", timeout=10)
+        if not ok(worker, "the worker is running"):
+            return
+        os.kill(worker, signal.SIGSTOP)
+        t.join(60)
+    finally:
+        fake.set_mode("manus", "normal")
+    if not ok("at" in answer, "the client got an answer within 60 s"):
+        return
+    took = answer["at"] - t0
+    ok(25 <= took <= 40, "answered at the 30 s deadline (%.1f s)" % took)
+    is_error_json(answer["result"], 503, "a JSON 503")
+    err = (answer["result"][2] or {}).get("error", "")
+    ok("in time" in err, "saying the worker did not finish in time (%r)"
+       % err)
+    ok(not cdtest.alive(worker), "the frozen worker is gone")
+    ok("reached its deadline" in d.log_text(), "the broker logged why")
+
+
 if __name__ == "__main__":
     cdtest.run([vault_killed_during_saves, http_killed,
-                worker_killed_mid_validation], fixture=scenario)
+                worker_killed_mid_validation, worker_frozen_until_deadline],
+               fixture=scenario)
