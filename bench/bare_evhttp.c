@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "cd_limits.h"
+#include "ctcmp.h"
 
 /* Exactly what http_token_status() sends for {"connected": false}. */
 static const char	 body_ok[] = "{\"connected\":false}\n";
@@ -32,22 +33,6 @@ static const char	 body_unauth[] =
     "{\"error\":\"A valid API token is required.\"}\n";
 
 static const char	*api_token;
-
-/*
- * Constant-time comparison, the same loop as the daemon's
- * http_token_equal(): the time depends on the length of the presented
- * token only, never on where it first differs.
- */
-static int
-token_equal(const char *a, const char *b)
-{
-	size_t		 la = strlen(a), lb = strlen(b);
-	unsigned char	 diff = la != lb;
-
-	for (size_t i = 0; i < la; i++)
-		diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (lb ? lb : 1)];
-	return diff == 0;
-}
 
 /* Same parsing as the daemon: "Bearer", any spaces, then the token. */
 static int
@@ -62,7 +47,7 @@ authorized(struct evhttp_request *req)
 	h += 7;
 	while (*h == ' ')
 		h++;
-	return token_equal(h, api_token);
+	return ct_streq(h, api_token);
 }
 
 /* The daemon's http_reply(): three headers, a fresh buffer per answer. */

@@ -238,13 +238,16 @@ http_job_cb(evutil_socket_t fd, short ev, void *arg)
 	static const struct msg_permit permit = PERMIT(permit_worker);
 	struct preq	*p = arg;
 	struct msg	 m;
+	const char	*why;
 	int		 rc;
 
 	(void)ev;
-	rc = msg_recv(fd, &m, CD_MSG_PAYLOAD_MAX);
-	if (rc == -1 && errno == EAGAIN)
+	rc = msg_recv_permit(fd, &m, CD_MSG_PAYLOAD_MAX, &permit, &why);
+	if (rc == MSG_RECV_AGAIN)
 		return;
-	if (rc == 0) {
+	if (rc == MSG_RECV_VIOLATION)
+		http_violation("worker", why);
+	if (rc == MSG_RECV_EOF) {
 		/* A worker that ends without answering has crashed or been
 		 * killed: the daemon, not the provider, failed. The broker's
 		 * MSG_JOB_EXIT says why; wait a moment for it. */
@@ -258,10 +261,6 @@ http_job_cb(evutil_socket_t fd, short ev, void *arg)
 		evtimer_add(p->timer, &tv);
 		return;
 	}
-	if (rc == -1)
-		http_violation("worker", "malformed frame");
-	if (!msg_permitted(&permit, m.hdr.type))
-		http_violation("worker", msg_type_name(m.hdr.type));
 	switch (m.hdr.type) {
 	case MSG_JOB_RESULT:
 		/* The worker is done; closing our end lets it exit. */
@@ -412,21 +411,20 @@ http_vault_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	static const struct msg_permit permit = PERMIT(permit_vault);
 	struct msg	 m;
+	const char	*why;
 	int		 rc;
 
 	(void)ev;
 	(void)arg;
-	rc = msg_recv(fd, &m, CD_MSG_PAYLOAD_MAX);
-	if (rc == -1 && errno == EAGAIN)
+	rc = msg_recv_permit(fd, &m, CD_MSG_PAYLOAD_MAX, &permit, &why);
+	if (rc == MSG_RECV_AGAIN)
 		return;
-	if (rc == 0) {
+	if (rc == MSG_RECV_EOF) {
 		http_vault_lost();
 		return;
 	}
-	if (rc == -1)
-		http_violation("vault", "malformed frame");
-	if (!msg_permitted(&permit, m.hdr.type))
-		http_violation("vault", msg_type_name(m.hdr.type));
+	if (rc == MSG_RECV_VIOLATION)
+		http_violation("vault", why);
 	switch (m.hdr.type) {
 	case MSG_META_PUSH:
 		http_meta_push(&m);
@@ -445,19 +443,18 @@ http_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	static const struct msg_permit permit = PERMIT(permit_broker);
 	struct msg	 m;
+	const char	*why;
 	int		 rc;
 
 	(void)ev;
 	(void)arg;
-	rc = msg_recv(fd, &m, 4096);
-	if (rc == -1 && errno == EAGAIN)
+	rc = msg_recv_permit(fd, &m, 4096, &permit, &why);
+	if (rc == MSG_RECV_AGAIN)
 		return;
-	if (rc == 0)
+	if (rc == MSG_RECV_EOF)
 		fatalx("the broker went away");
-	if (rc == -1)
-		http_violation("broker", "malformed frame");
-	if (!msg_permitted(&permit, m.hdr.type))
-		http_violation("broker", msg_type_name(m.hdr.type));
+	if (rc == MSG_RECV_VIOLATION)
+		http_violation("broker", why);
 	switch (m.hdr.type) {
 	case MSG_SPAWN_ANS:
 		http_spawn_ans(&m);

@@ -17,6 +17,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "cd_limits.h"
+#include "ctcmp.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -179,18 +180,6 @@ http_body_json(struct evhttp_request *req)
 	return v;
 }
 
-/* Constant-time comparison of the presented bearer token. */
-static int
-http_token_equal(const char *a, const char *b)
-{
-	size_t		 la = strlen(a), lb = strlen(b);
-	unsigned char	 diff = la != lb;
-
-	for (size_t i = 0; i < la; i++)
-		diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (lb ? lb : 1)];
-	return diff == 0;
-}
-
 static int
 http_authorized(struct evhttp_request *req)
 {
@@ -205,7 +194,7 @@ http_authorized(struct evhttp_request *req)
 	h += 7;
 	while (*h == ' ')
 		h++;
-	return http_token_equal(h, http.api_token);
+	return ct_streq(h, http.api_token);
 }
 
 /* Split a path into at most ROUTE_SEGS_MAX segments (in place). */

@@ -76,22 +76,20 @@ token_fail(struct evhttp_request *req, uint32_t status, const char *sentence)
 	    "The request failed; see the daemon's log.");
 }
 
+/* 200 {"ok": true[, "connected": true][, "user": {...}]}. */
 static void
-token_save_done(struct preq *p, uint32_t status, const char *sentence,
-    yajl_val ident)
+token_reply_ok(struct preq *p, int with_connected, yajl_val ident)
 {
 	const struct token_conn	*tc = token_conn_find(p->connector);
 	yajl_gen		 g;
 	char			*out;
 
-	if (status != 200) {
-		token_fail(p->req, status, sentence);
-		return;
-	}
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		fatalx("out of memory");
 	yajl_gen_map_open(g);
 	json_gen_kbool(g, "ok", 1);
+	if (with_connected)
+		json_gen_kbool(g, "connected", 1);
 	if (tc != NULL && tc->with_user && ident != NULL) {
 		json_gen_str(g, "user");
 		json_gen_val(g, ident);
@@ -102,6 +100,16 @@ token_save_done(struct preq *p, uint32_t status, const char *sentence,
 	yajl_gen_free(g);
 	http_reply(p->req, 200, out);
 	free(out);
+}
+
+static void
+token_save_done(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident)
+{
+	if (status != 200)
+		token_fail(p->req, status, sentence);
+	else
+		token_reply_ok(p, 0, ident);
 }
 
 /* A token must be one line of printable ASCII without spaces. */
@@ -210,29 +218,10 @@ static void
 token_reconnect_done(struct preq *p, uint32_t status, const char *sentence,
     yajl_val ident)
 {
-	const struct token_conn	*tc = token_conn_find(p->connector);
-	yajl_gen		 g;
-	char			*out;
-
-	if (status != 200) {
+	if (status != 200)
 		token_fail(p->req, status, sentence);
-		return;
-	}
-	if ((g = yajl_gen_alloc(NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_map_open(g);
-	json_gen_kbool(g, "ok", 1);
-	json_gen_kbool(g, "connected", 1);
-	if (tc != NULL && tc->with_user && ident != NULL) {
-		json_gen_str(g, "user");
-		json_gen_val(g, ident);
-	}
-	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(p->req, 200, out);
-	free(out);
+	else
+		token_reply_ok(p, 1, ident);
 }
 
 void

@@ -185,28 +185,21 @@ proc_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 	    sizeof(permit_http) / sizeof(permit_http[0]) } :
 	    (struct msg_permit){ permit_vault,
 	    sizeof(permit_vault) / sizeof(permit_vault[0]) };
+	const char		*why;
 	int			 rc;
 
 	(void)ev;
-	rc = msg_recv(fd, &m, 4096);
-	if (rc == -1 && errno == EAGAIN)
+	rc = msg_recv_permit(fd, &m, 4096, &permit, &why);
+	if (rc == MSG_RECV_AGAIN)
 		return;
-	if (rc <= 0) {
+	if (rc != MSG_RECV_OK) {
 		/* EOF: the child is gone or going; SIGCHLD restarts it. */
-		if (rc == -1 && errno == EPROTO)
-			log_warnx("protocol violation by %s: malformed frame",
-			    rp->name);
+		if (rc == MSG_RECV_VIOLATION)
+			log_warnx("protocol violation by %s: %s on its control "
+			    "channel; killing it", rp->name, why);
 		event_del(rp->ev);
 		if (rp->pid > 0)
 			kill(rp->pid, SIGKILL);
-		return;
-	}
-	if (!msg_permitted(&permit, m.hdr.type)) {
-		log_warnx("protocol violation by %s: %s (0x%04x) is not "
-		    "permitted on this channel", rp->name,
-		    msg_type_name(m.hdr.type), m.hdr.type);
-		msg_free(&m);
-		kill(rp->pid, SIGKILL);
 		return;
 	}
 	proc_dispatch(rp, &m);

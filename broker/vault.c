@@ -152,22 +152,21 @@ vault_http_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	static const struct msg_permit permit = PERMIT(permit_http);
 	struct msg	 m;
+	const char	*why;
 	int		 rc;
 
 	(void)ev;
 	(void)arg;
-	rc = msg_recv(fd, &m, 4096);
-	if (rc == -1 && errno == EAGAIN)
+	rc = msg_recv_permit(fd, &m, 4096, &permit, &why);
+	if (rc == MSG_RECV_AGAIN)
 		return;
-	if (rc == 0) {
+	if (rc == MSG_RECV_EOF) {
 		/* http died; the broker will link its successor. */
 		vault_http_close();
 		return;
 	}
-	if (rc == -1)
-		vault_violation("http", "malformed frame");
-	if (!msg_permitted(&permit, m.hdr.type))
-		vault_violation("http", msg_type_name(m.hdr.type));
+	if (rc == MSG_RECV_VIOLATION)
+		vault_violation("http", why);
 	switch (m.hdr.type) {
 	case MSG_META_REQ:
 		if (msg_get_end(&m) == -1)
@@ -204,19 +203,18 @@ vault_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	static const struct msg_permit permit = PERMIT(permit_broker);
 	struct msg	 m;
+	const char	*why;
 	int		 rc;
 
 	(void)ev;
 	(void)arg;
-	rc = msg_recv(fd, &m, 4096);
-	if (rc == -1 && errno == EAGAIN)
+	rc = msg_recv_permit(fd, &m, 4096, &permit, &why);
+	if (rc == MSG_RECV_AGAIN)
 		return;
-	if (rc == 0)
+	if (rc == MSG_RECV_EOF)
 		fatalx("the broker went away");
-	if (rc == -1)
-		vault_violation("broker", "malformed frame");
-	if (!msg_permitted(&permit, m.hdr.type))
-		vault_violation("broker", msg_type_name(m.hdr.type));
+	if (rc == MSG_RECV_VIOLATION)
+		vault_violation("broker", why);
 	switch (m.hdr.type) {
 	case MSG_GRANT:
 		vault_grant_add(&m);

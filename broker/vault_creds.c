@@ -475,22 +475,23 @@ vault_worker_cb(evutil_socket_t fd, short ev, void *arg)
 	};
 	struct grant	*gr = arg;
 	struct msg	 m;
+	const char	*why;
 	uint32_t	 op;
 	int		 rc;
 
 	(void)ev;
-	rc = msg_recv(fd, &m, VAULT_ENTRY_MAX + 1024);
-	if (rc == -1 && errno == EAGAIN)
+	rc = msg_recv_permit(fd, &m, VAULT_ENTRY_MAX + 1024, &permit, &why);
+	if (rc == MSG_RECV_AGAIN)
 		return;
-	if (rc == 0) {
+	if (rc == MSG_RECV_EOF) {
 		vault_grant_close(gr);
 		return;
 	}
-	if (rc == -1)
-		vault_violation("worker", "malformed frame");
+	if (rc == MSG_RECV_VIOLATION)
+		vault_violation("worker", why);
 	m.secret = 1;
-	if (!msg_permitted(&permit, m.hdr.type) || m.hdr.job != gr->job)
-		vault_violation("worker", msg_type_name(m.hdr.type));
+	if (m.hdr.job != gr->job)
+		vault_violation("worker", "a message for another job");
 	op = m.hdr.type == MSG_CRED_PUT_REQ ? GRANT_OP_PUT :
 	    m.hdr.type == MSG_CRED_GET_REQ ? GRANT_OP_GET : GRANT_OP_MARK;
 	if (!(gr->ops & op) || (gr->used & op))

@@ -364,3 +364,27 @@ msg_free_secret(char *s)
 	explicit_bzero(s, strlen(s));
 	free(s);
 }
+
+int
+msg_recv_permit(int sock, struct msg *m, size_t cap,
+    const struct msg_permit *p, const char **why)
+{
+	int rc;
+
+	rc = msg_recv(sock, m, cap);
+	if (rc == 1 && !msg_permitted(p, m->hdr.type)) {
+		*why = msg_type_name(m->hdr.type);
+		if (strcmp(*why, "UNKNOWN") == 0)
+			*why = "an unknown message type";
+		msg_free(m);
+		return MSG_RECV_VIOLATION;
+	}
+	if (rc == 1)
+		return MSG_RECV_OK;
+	if (rc == 0)
+		return MSG_RECV_EOF;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return MSG_RECV_AGAIN;
+	*why = errno == EPROTO ? "a malformed frame" : "a broken channel";
+	return MSG_RECV_VIOLATION;
+}

@@ -147,6 +147,20 @@ int msg_send(int sock, const struct msg *m);
  */
 int msg_recv(int sock, struct msg *m, size_t cap);
 
+/* Outcomes of msg_recv_permit(). */
+#define MSG_RECV_OK		1	/* a permitted message is in *m */
+#define MSG_RECV_EOF		0	/* the peer is gone */
+#define MSG_RECV_AGAIN		(-1)	/* nothing to read yet */
+#define MSG_RECV_VIOLATION	(-2)	/* *why says what the peer did */
+
+struct msg_permit;
+/*
+ * msg_recv() followed by the permit check every dispatcher makes: one
+ * place decides what counts as a protocol violation.
+ */
+int msg_recv_permit(int sock, struct msg *m, size_t cap,
+    const struct msg_permit *p, const char **why);
+
 /* Name of a message type for logs ("CRED_PUT_REQ"), "UNKNOWN" otherwise. */
 const char *msg_type_name(uint16_t type);
 
