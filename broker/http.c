@@ -520,6 +520,7 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	if (sandbox_enter(&sb, err, sizeof(err)) == -1)
 		fatalx("%s", err);
+	child_stop_on_term(http.base);
 	http_server_setup();
 	http.ctlev = event_new(http.base, CHILD_CTL_FD, EV_READ | EV_PERSIST,
 	    http_ctl_cb, NULL);

@@ -257,6 +257,7 @@ main(int argc, char *argv[])
 		fatalx("%s", err);
 	if ((vault.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	child_stop_on_term(vault.base);
 	vault.ctlev = event_new(vault.base, CHILD_CTL_FD, EV_READ | EV_PERSIST,
 	    vault_ctl_cb, NULL);
 	if (vault.ctlev == NULL || event_add(vault.ctlev, NULL) == -1)

@@ -37,4 +37,8 @@ struct child_init {
 void child_read_init(struct child_init *ci);
 void child_free_init(struct child_init *ci);
 
+struct event_base;
+/* End the event loop on SIGTERM or SIGINT, so the role exits 0. */
+void child_stop_on_term(struct event_base *base);
+
 #endif

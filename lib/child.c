@@ -6,9 +6,12 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "child.h"
 #include "log.h"
@@ -73,4 +76,25 @@ child_free_init(struct child_init *ci)
 	for (size_t i = 0; i < ci->nfds; i++)
 		if (ci->fds[i] != -1)
 			close(ci->fds[i]);
+}
+
+static void
+child_term_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)ev;
+	log_debug("stopping on signal %d", (int)sig);
+	event_base_loopexit(arg, NULL);
+}
+
+void
+child_stop_on_term(struct event_base *base)
+{
+	static const int sigs[] = { SIGTERM, SIGINT };
+	struct event	*ev;
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		ev = evsignal_new(base, sigs[i], child_term_cb, base);
+		if (ev == NULL || evsignal_add(ev, NULL) == -1)
+			fatalx("cannot watch signal %d", sigs[i]);
+	}
 }
