@@ -14,10 +14,6 @@
 #include "json.h"
 #include "log.h"
 
-/* Job operations carried in MSG_JOB_REQ. */
-#define JOB_OP_SAVE		1	/* validate the secret, then store it */
-#define JOB_OP_REVALIDATE	2	/* validate the stored credential */
-
 struct token_conn {
 	const char	*name;
 	const char	*what;		/* for sentences: "Manus API key" */
@@ -26,7 +22,7 @@ struct token_conn {
 };
 
 static const struct token_conn token_conns[] = {
-	{ "github", "GitHub token", 0, 1 },
+	{ "github", "GitHub token", 1, 1 },
 	{ "vercel", "Vercel token", 0, 1 },
 	{ "manus", "Manus API key", 1, 0 },
 };

@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "child.h"
 #include "msg.h"
+#include "store.h"
 
 /* What one worker may do, registered by the broker with its channel. */
 struct grant {
@@ -51,10 +52,16 @@ void vault_violation(const char *peer, const char *what)
 int vault_log(const struct audit_rec *rec);
 
 /* vault_creds.c */
+uint32_t vault_store_status(enum store_err e);
 void vault_status_load(void);
 void vault_meta_push(void);
 void vault_handle_delete(struct msg *m);
 void vault_grant_add(struct msg *m);
 void vault_grant_end(uint32_t job);
+
+/* vault_github.c: <home>/.xo-cowork/github_token.json, written from a
+ * device-flow ("cli") entry, removed for anything else (entry NULL). */
+enum store_err vault_github_file(yajl_val entry, yajl_val user, char *err,
+    size_t errlen);
 
 #endif

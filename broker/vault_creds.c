@@ -49,7 +49,7 @@ vault_conn_find(const char *name)
 }
 
 /* Map a store error to the HTTP status the API reports. */
-static uint32_t
+uint32_t
 vault_store_status(enum store_err e)
 {
 	switch (e) {
@@ -279,14 +279,16 @@ vault_put(struct grant *gr, struct msg *m)
 {
 	const struct vault_conn	*vc;
 	struct audit_rec	 rec;
-	yajl_val		 entry;
-	char			*conn = NULL, *json = NULL, err[256];
+	yajl_val		 entry, user = NULL, kept;
+	char			*conn = NULL, *json = NULL, *ident = NULL;
+	char			 err[256];
 	const char		*sec;
-	size_t			 len = 0;
+	size_t			 len = 0, ilen = 0;
 	enum store_err		 e;
 
 	if (msg_get_str(m, &conn, NULL) == -1 ||
-	    msg_get_str(m, &json, &len) == -1 || msg_get_end(m) == -1 ||
+	    msg_get_str(m, &json, &len) == -1 ||
+	    msg_get_str(m, &ident, &ilen) == -1 || msg_get_end(m) == -1 ||
 	    strcmp(conn, gr->connector) != 0 ||
 	    (vc = vault_conn_find(conn)) == NULL)
 		vault_violation("worker", "CRED_PUT_REQ outside its grant");
@@ -294,6 +296,13 @@ vault_put(struct grant *gr, struct msg *m)
 	sec = json_obj_str(entry, vc->secret);
 	if (!YAJL_IS_OBJECT(entry) || sec == NULL || *sec == '\0')
 		vault_violation("worker", "CRED_PUT_REQ with a malformed entry");
+	if (ilen > 0 && ((user = json_parse(ident, ilen, VAULT_ENTRY_MAX, err,
+	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(user)))
+		vault_violation("worker", "CRED_PUT_REQ with a bad identity");
+	/* The entry goes into the tokens tree; keep a copy for the files
+	 * that derive from it. */
+	if ((kept = json_copy(entry)) == NULL)
+		fatalx("out of memory");
 	vault_rec_worker(&rec, gr, m->hdr.type);
 	rec.outcome = "ok";
 	rec.fp[0].name = vc->secret;
@@ -308,12 +317,20 @@ vault_put(struct grant *gr, struct msg *m)
 		vault_answer(gr->fd, MSG_CRED_PUT_ANS, gr->job,
 		    vault_store_status(e), err, NULL);
 	} else {
+		if (strcmp(conn, "github") == 0)
+			e = vault_github_file(kept, user, err, sizeof(err));
 		vault_status_set(conn, "error", NULL);
+		vault_status_set(conn, "user", user ? json_copy(user) : NULL);
 		vault_status_save();
-		vault_answer(gr->fd, MSG_CRED_PUT_ANS, gr->job, 200, "", NULL);
+		vault_answer(gr->fd, MSG_CRED_PUT_ANS, gr->job,
+		    vault_store_status(e), e == STORE_OK ? "" : err, NULL);
 		vault_meta_push();
 	}
+	json_free_secret(kept);
+	if (user != NULL)
+		yajl_tree_free(user);
 	free(conn);
+	free(ident);
 	msg_free_secret(json);
 }
 
@@ -427,6 +444,10 @@ vault_handle_delete(struct msg *m)
 		if (e != STORE_ERR_LOG)
 			vault_log_outcome(&rec, "error", err);
 	} else {
+		if (strcmp(conn, "github") == 0 &&
+		    (e = vault_github_file(NULL, NULL, err, sizeof(err))) !=
+		    STORE_OK)
+			status = vault_store_status(e);
 		vault_status_set(conn, "error", NULL);
 		vault_status_set(conn, "user", NULL);
 		vault_status_save();

@@ -81,7 +81,8 @@ enum msg_type {
 
 	/* 0x06xx: worker <-> vault, scoped by the job's grant. */
 	MSG_CRED_PUT_REQ = 0x0601, /* worker->vault: str connector,
-				     str JSON entry (secret) */
+				     str JSON entry (secret), str JSON
+				     account identity or "" */
 	MSG_CRED_PUT_ANS = 0x0602, /* vault->worker: u32 status, str sentence */
 	MSG_CRED_GET_REQ = 0x0603, /* worker->vault: str connector */
 	MSG_CRED_GET_ANS = 0x0604, /* vault->worker: u32 status, str sentence,
@@ -90,6 +91,11 @@ enum msg_type {
 				     u32 valid, str sentence, str identity */
 	MSG_CRED_MARK_ANS = 0x0606, /* vault->worker: u32 status */
 };
+
+/* Operations in MSG_JOB_REQ: what http asks of a worker. */
+#define JOB_OP_SAVE		1	/* validate the secret, then store it */
+#define JOB_OP_REVALIDATE	2	/* validate the stored credential */
+#define JOB_OP_DEVICE		3	/* run the GitHub device flow */
 
 /* Grant operations: what a worker may ask of the vault. */
 #define GRANT_OP_PUT	0x01u	/* store the credential of its connector */

@@ -22,13 +22,17 @@ struct provider {
 	/* Build the URL and headers for validating secret. */
 	void		(*request)(const char *secret, char *url, size_t ulen,
 			    char hdrs[][CD_SECRET_MAX + 64], size_t *nhdrs);
-	/* 1 valid, 0 rejected (r filled), -1 unusable answer (r filled). */
+	/* 1 valid (r->identity may be set), 0 rejected (r filled), -1
+	 * unusable answer (r filled). */
 	int		(*interpret)(const struct curl_answer *a,
 			    struct worker_result *r);
 	/* The mcp-tokens.json entry for a valid secret (malloc'd). */
-	char		*(*entry)(const char *secret);
+	char		*(*entry)(const char *secret,
+			    const struct curl_answer *a, const char *method);
 	/* The member of the stored entry that holds the secret. */
 	const char	*secret_key;
+	/* auth_method of a pasted token ("pat"), NULL if none. */
+	const char	*paste_method;
 };
 
 static void
@@ -78,11 +82,14 @@ manus_interpret(const struct curl_answer *a, struct worker_result *r)
 }
 
 static char *
-manus_entry(const char *secret)
+manus_entry(const char *secret, const struct curl_answer *a,
+    const char *method)
 {
 	yajl_val	 e;
 	char		*out;
 
+	(void)a;
+	(void)method;
 	if ((e = json_new_obj()) == NULL ||
 	    json_obj_set(e, "api_key", json_new_str(secret)) == -1 ||
 	    json_obj_set(e, "expires_at", json_new_int(0)) == -1 ||
@@ -93,9 +100,99 @@ manus_entry(const char *secret)
 	return out;
 }
 
+static void
+github_request(const char *secret, char *url, size_t ulen,
+    char hdrs[][CD_SECRET_MAX + 64], size_t *nhdrs)
+{
+	snprintf(url, ulen, "%s/user", worker.ci.conf.github_api_url);
+	snprintf(hdrs[0], CD_SECRET_MAX + 64, "Authorization: Bearer %s",
+	    secret);
+	snprintf(hdrs[1], CD_SECRET_MAX + 64,
+	    "Accept: application/vnd.github+json");
+	snprintf(hdrs[2], CD_SECRET_MAX + 64,
+	    "X-GitHub-Api-Version: 2022-11-28");
+	*nhdrs = 3;
+}
+
+/* The account identity kept for status: login, id, name, avatar URL. */
+static char *
+github_identity(yajl_val body)
+{
+	static const char *const keys[] = { "login", "id", "name",
+	    "avatar_url" };
+	yajl_val	 id, v;
+	char		*out;
+
+	if ((id = json_new_obj()) == NULL)
+		fatalx("out of memory");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		v = json_obj_get(body, keys[i]);
+		if (YAJL_IS_STRING(v) || YAJL_IS_INTEGER(v) || YAJL_IS_NULL(v))
+			json_obj_set(id, keys[i], json_copy(v));
+		else
+			json_obj_set(id, keys[i], json_new_null());
+	}
+	out = json_dump(id, 0, NULL);
+	yajl_tree_free(id);
+	return out;
+}
+
+static int
+github_interpret(const struct curl_answer *a, struct worker_result *r)
+{
+	yajl_val	 body = NULL;
+	char		 err[128];
+	int		 rc = -1;
+
+	if (a->body != NULL && a->len > 0)
+		body = json_parse(a->body, a->len, CD_CURL_BODY_MAX, err,
+		    sizeof(err));
+	if (a->code == 401 || a->code == 403) {
+		r->status = 422;
+		snprintf(r->sentence, sizeof(r->sentence), "GitHub rejected "
+		    "the token: it is invalid, expired or revoked.");
+		rc = 0;
+	} else if (a->code == 200 && json_obj_str(body, "login") != NULL) {
+		r->identity = github_identity(body);
+		rc = 1;
+	} else {
+		r->status = 502;
+		snprintf(r->sentence, sizeof(r->sentence), body == NULL ?
+		    "GitHub answered HTTP %ld with something that is not JSON; "
+		    "try again later." : "GitHub answered HTTP %ld without an "
+		    "account; try again later.", a->code);
+	}
+	if (body != NULL)
+		yajl_tree_free(body);
+	return rc;
+}
+
+static char *
+github_entry(const char *secret, const struct curl_answer *a,
+    const char *method)
+{
+	yajl_val	 e;
+	char		*out;
+
+	if ((e = json_new_obj()) == NULL ||
+	    json_obj_set(e, "access_token", json_new_str(secret)) == -1 ||
+	    json_obj_set(e, "refresh_token", json_new_null()) == -1 ||
+	    json_obj_set(e, "expires_at", json_new_int(0)) == -1 ||
+	    json_obj_set(e, "token_type", json_new_str("Bearer")) == -1 ||
+	    json_obj_set(e, "scope", json_new_str(a->scopes ? a->scopes :
+	    "")) == -1 ||
+	    json_obj_set(e, "auth_method", json_new_str(method)) == -1)
+		fatalx("out of memory");
+	out = json_dump(e, 0, NULL);
+	json_free_secret(e);
+	return out;
+}
+
 static const struct provider providers[] = {
 	{ "manus", "Manus", manus_request, manus_interpret, manus_entry,
-	    "api_key" },
+	    "api_key", NULL },
+	{ "github", "GitHub", github_request, github_interpret, github_entry,
+	    "access_token", "pat" },
 };
 
 static const struct provider *
@@ -107,10 +204,11 @@ provider_find(const char *connector)
 	return NULL;
 }
 
-/* Ask the provider. 1 valid, 0 rejected, -1 unusable (r filled). */
+/* Ask the provider. 1 valid, 0 rejected, -1 unusable (r filled). On 1
+ * with entry != NULL, *entry is the credential entry to store. */
 static int
 check_validate(const struct provider *pv, const char *secret,
-    struct worker_result *r)
+    const char *method, struct worker_result *r, char **entry)
 {
 	char			 url[2048], hdrs[4][CD_SECRET_MAX + 64];
 	const char		*hp[5];
@@ -135,24 +233,29 @@ check_validate(const struct provider *pv, const char *secret,
 		rc = -1;
 	} else
 		rc = pv->interpret(&a, r);
+	if (rc == 1 && entry != NULL &&
+	    (*entry = pv->entry(secret, &a, method)) == NULL)
+		fatalx("out of memory");
 	explicit_bzero(hdrs, sizeof(hdrs));
 	curl_answer_free(&a);
 	return rc;
 }
 
-static void
-check_save(const struct provider *pv, const char *secret,
+int
+check_store(const char *connector, const char *secret, const char *method,
     struct worker_result *r)
 {
-	char	*entry;
+	const struct provider	*pv = provider_find(connector);
+	char			*entry = NULL;
 
-	if (check_validate(pv, secret, r) != 1)
-		return;
-	if ((entry = pv->entry(secret)) == NULL)
-		fatalx("out of memory");
-	r->status = worker_vault_put(pv->connector, entry, r->sentence,
-	    sizeof(r->sentence));
+	if (pv == NULL)
+		fatalx("no token check for connector %s", connector);
+	if (check_validate(pv, secret, method, r, &entry) != 1)
+		return -1;
+	r->status = worker_vault_put(pv->connector, entry, r->identity,
+	    r->sentence, sizeof(r->sentence));
 	msg_free_secret(entry);
+	return r->status == 200 ? 0 : -1;
 }
 
 static void
@@ -171,13 +274,13 @@ check_revalidate(const struct provider *pv, struct worker_result *r)
 	    sizeof(err));
 	if ((secret = json_obj_str(e, pv->secret_key)) == NULL)
 		fatalx("protocol violation by vault: entry without secret");
-	rc = check_validate(pv, secret, r);
+	rc = check_validate(pv, secret, NULL, r, NULL);
 	json_free_secret(e);
 	if (rc == -1)
 		goto out;
 	/* Record the outcome; a failed record is a failed reconnect. */
 	if (worker_vault_mark(pv->connector, rc, rc ? "" : r->sentence,
-	    NULL) != 200 && rc == 1) {
+	    r->identity) != 200 && rc == 1) {
 		r->status = 503;
 		snprintf(r->sentence, sizeof(r->sentence), "The credential "
 		    "vault could not record the check; try again.");
@@ -199,7 +302,7 @@ check_run(uint32_t op, const char *secret)
 	if (pv == NULL)
 		fatalx("no token check for connector %s", worker.ci.connector);
 	if (op == JOB_OP_SAVE && strcmp(worker.ci.kind, "token") == 0)
-		check_save(pv, secret, &r);
+		check_store(pv->connector, secret, pv->paste_method, &r);
 	else if (op == JOB_OP_REVALIDATE &&
 	    strcmp(worker.ci.kind, "revalidate") == 0)
 		check_revalidate(pv, &r);

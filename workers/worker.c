@@ -96,16 +96,28 @@ worker_vault_call(struct msg *req, uint16_t ans, char *sentence, size_t len,
 	return status;
 }
 
+void
+worker_progress(const char *json)
+{
+	struct msg m;
+
+	msg_init(&m, MSG_JOB_PROGRESS, worker.job);
+	if (msg_put_str(&m, json) == -1 || msg_send(worker.httpfd, &m) == -1)
+		log_warn("cannot report progress to http");
+	msg_free(&m);
+}
+
 uint32_t
-worker_vault_put(const char *connector, const char *entry, char *sentence,
-    size_t len)
+worker_vault_put(const char *connector, const char *entry,
+    const char *identity, char *sentence, size_t len)
 {
 	struct msg	 m;
 	uint32_t	 st;
 
 	msg_init(&m, MSG_CRED_PUT_REQ, worker.job);
 	m.secret = 1;
-	if (msg_put_str(&m, connector) == -1 || msg_put_str(&m, entry) == -1)
+	if (msg_put_str(&m, connector) == -1 || msg_put_str(&m, entry) == -1 ||
+	    msg_put_str(&m, identity ? identity : "") == -1)
 		fatalx("credential too large");
 	st = worker_vault_call(&m, MSG_CRED_PUT_ANS, sentence, len, NULL);
 	msg_free(&m);
@@ -147,6 +159,12 @@ worker_vault_mark(const char *connector, int valid, const char *sentence,
 	return st;
 }
 
+static int
+worker_runs_tool(void)
+{
+	return strcmp(worker.ci.kind, "ghdevice") == 0;
+}
+
 /* Set up the sandbox. libcurl is initialised first: it reads nothing
  * later that the filter forbids. */
 static void
@@ -162,12 +180,14 @@ worker_sandbox(void)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init");
 	memset(&sb, 0, sizeof(sb));
-	sb.role = SANDBOX_WORKER;
+	/* A worker that runs gh or rclone cannot exec under the allowlist:
+	 * it gets the denylist, which the tool then inherits. */
+	sb.role = worker_runs_tool() ? SANDBOX_EXEC : SANDBOX_WORKER;
 	sb.change_ids = worker.ci.change_ids;
 	sb.uid = worker.ci.uid;
 	sb.gid = worker.ci.gid;
 	sb.nofile = CD_RLIMIT_NOFILE_WORKER;
-	sb.as = CD_RLIMIT_AS_WORKER;
+	sb.as = worker_runs_tool() ? CD_RLIMIT_AS_TOOL : CD_RLIMIT_AS_WORKER;
 	if (sandbox_enter(&sb, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 }
@@ -207,7 +227,10 @@ main(int argc, char *argv[])
 		fatalx("protocol violation by http: malformed JOB_REQ");
 	worker.job = m.hdr.job;
 	msg_free(&m);
-	check_run(op, secret);
+	if (strcmp(worker.ci.kind, "ghdevice") == 0)
+		ghdevice_run(op);
+	else
+		check_run(op, secret);
 	msg_free_secret(secret);
 	free(arg);
 	return 0;

@@ -13,10 +13,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "child.h"
-
-/* Job operations carried in MSG_JOB_REQ (must match http_token.c). */
-#define JOB_OP_SAVE		1
-#define JOB_OP_REVALIDATE	2
+#include "msg.h"
 
 struct worker {
 	struct child_init ci;
@@ -39,7 +36,7 @@ void worker_answer(const struct worker_result *r);
 
 /* Vault requests within the grant; each returns the vault's status. */
 uint32_t worker_vault_put(const char *connector, const char *entry_json,
-    char *sentence, size_t len);
+    const char *identity, char *sentence, size_t len);
 uint32_t worker_vault_get(const char *connector, char **entry_json,
     char *sentence, size_t len);
 uint32_t worker_vault_mark(const char *connector, int valid,
@@ -47,6 +44,16 @@ uint32_t worker_vault_mark(const char *connector, int valid,
 
 /* check.c: validate and store or revalidate a token. */
 void check_run(uint32_t op, const char *secret);
+/* Validate secret with the connector's provider and store it with the
+ * given auth_method. 0, or -1 with r filled. */
+int check_store(const char *connector, const char *secret,
+    const char *method, struct worker_result *r);
+
+/* ghdevice.c: the GitHub device flow through the real gh. */
+void ghdevice_run(uint32_t op);
+
+/* Report progress to http: a JSON object. */
+void worker_progress(const char *json);
 
 /* curl.c: one bounded HTTPS GET. */
 struct curl_answer {
