@@ -35,6 +35,7 @@ struct job_kind {
 static const struct job_kind job_kinds[] = {
 	{ "token", GRANT_OP_PUT, CD_JOB_TTL_CHECK },
 	{ "revalidate", GRANT_OP_GET | GRANT_OP_MARK, CD_JOB_TTL_CHECK },
+	{ "ghdevice", GRANT_OP_PUT, 0 },
 };
 
 /* Connectors a worker can be started for. */
@@ -123,6 +124,15 @@ jobs_free(struct job *j)
 	free(j);
 }
 
+/* A worker leads its own process group (proc_exec calls setsid), so
+ * whatever tool it started dies with it. */
+static void
+jobs_kill(struct job *j)
+{
+	if (j->pid > 0 && kill(-j->pid, SIGKILL) == -1)
+		kill(j->pid, SIGKILL);
+}
+
 static void
 jobs_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -133,7 +143,7 @@ jobs_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 	log_info("job %u (%s %s) reached its deadline; killing it", j->id,
 	    j->connector, j->kind);
 	j->kill_reason = MSG_EXIT_DEADLINE;
-	kill(j->pid, SIGKILL);
+	jobs_kill(j);
 }
 
 /* A worker may only say it is ready; anything else ends it. */
@@ -159,7 +169,7 @@ jobs_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 	event_del(j->ev);
 	if (j->kill_reason == 0 && rc != 0)
 		j->kill_reason = MSG_EXIT_SIGNAL;
-	kill(j->pid, SIGKILL);
+	jobs_kill(j);
 }
 
 /* Create the job's private directory, owned by the worker's user. */
@@ -280,7 +290,7 @@ jobs_spawn(uint32_t req, const char *kind, const char *connector,
 		    "the daemon's log.", -1);
 		if (j->pid > 0) {
 			j->kill_reason = MSG_EXIT_SPAWN;
-			kill(j->pid, SIGKILL);
+			jobs_kill(j);
 		} else
 			jobs_free(j);
 		return;
@@ -298,7 +308,7 @@ jobs_cancel(uint32_t id)
 		if (j->id == id) {
 			if (j->kill_reason == 0)
 				j->kill_reason = MSG_EXIT_CANCELLED;
-			kill(j->pid, SIGKILL);
+			jobs_kill(j);
 			return;
 		}
 	}
@@ -364,6 +374,6 @@ jobs_kill_all(void)
 	TAILQ_FOREACH(j, &broker->jobs, entry) {
 		if (j->kill_reason == 0)
 			j->kill_reason = MSG_EXIT_CANCELLED;
-		kill(j->pid, SIGKILL);
+		jobs_kill(j);
 	}
 }

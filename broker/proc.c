@@ -68,6 +68,9 @@ proc_exec(int exe, const char *title, int ctl, int keep_stderr)
 	/* Child: from here on only async-signal-safe work until exec. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Its own session and process group: the broker can end a worker
+	 * together with any tool it runs. */
+	(void)setsid();
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
 	if (ctl == CHILD_CTL_FD) {

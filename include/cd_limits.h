@@ -58,6 +58,9 @@
 #define CD_RLIMIT_NOFILE 4096
 #define CD_RLIMIT_NOFILE_WORKER 256
 #define CD_RLIMIT_AS_WORKER (1024UL * 1024 * 1024)
+/* Go programs (gh, rclone) reserve address space far beyond what they
+ * use; 1 GiB makes the Go runtime abort, so tool workers get more. */
+#define CD_RLIMIT_AS_TOOL (8UL * 1024 * 1024 * 1024)
 #define CD_RLIMIT_FSIZE (16UL * 1024 * 1024)
 
 #endif

@@ -1,0 +1,278 @@
+/*
+ * The GitHub device flow through the real gh (reference/gh.md): run
+ * "gh auth login --hostname H --git-protocol https --web" with stdin from
+ * /dev/null, a private GH_CONFIG_DIR inside the job's directory and an
+ * environment built from an allow-list, so that the user's own gh login
+ * is never read, changed or logged out. The one-time code and the URL gh
+ * prints on stderr go to http as progress; when gh exits 0 the token is
+ * read with "gh auth token", checked with GET /user and stored by the
+ * vault with auth_method "cli" (which also writes github_token.json).
+ *
+ * gh's output is untrusted: lines are bounded, ANSI-stripped and matched
+ * against fixed patterns; nothing of it is logged or returned except the
+ * code and URL, which are checked for shape first.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+#include "msg.h"
+#include "tool.h"
+#include "worker.h"
+
+/* Seconds gh has to print the one-time code (else: no device flow). */
+#define GH_CODE_WAIT_SEC	30
+/* Seconds "gh auth token" may take. */
+#define GH_TOKEN_WAIT_SEC	10
+/* The device code's lifetime when gh does not say (GitHub's default). */
+#define GH_EXPIRES_DEFAULT	900
+
+struct gh_env {
+	char	*envp[13];
+	char	 buf[12][1200];
+	size_t	 n;
+};
+
+static void
+gh_env_add(struct gh_env *e, const char *k, const char *v)
+{
+	if (e->n >= sizeof(e->buf) / sizeof(e->buf[0]))
+		fatalx("gh environment too large");
+	snprintf(e->buf[e->n], sizeof(e->buf[e->n]), "%s=%s", k, v);
+	e->envp[e->n] = e->buf[e->n];
+	e->n++;
+	e->envp[e->n] = NULL;
+}
+
+/* Only what gh needs; never GH_TOKEN, GITHUB_TOKEN, GH_DEBUG, GH_HOST. */
+static void
+gh_env_build(struct gh_env *e, const char *dir, const char *confdir)
+{
+	const struct config *conf = &worker.ci.conf;
+
+	memset(e, 0, sizeof(*e));
+	gh_env_add(e, "PATH", "/usr/local/bin:/usr/bin:/bin");
+	gh_env_add(e, "HOME", dir);
+	gh_env_add(e, "TMPDIR", dir);
+	gh_env_add(e, "GH_CONFIG_DIR", confdir);
+	gh_env_add(e, "GH_PROMPT_DISABLED", "1");
+	gh_env_add(e, "GH_NO_UPDATE_NOTIFIER", "1");
+	gh_env_add(e, "NO_COLOR", "1");
+	if (conf->https_proxy != NULL)
+		gh_env_add(e, "HTTPS_PROXY", conf->https_proxy);
+	if (conf->ca_file != NULL)
+		gh_env_add(e, "SSL_CERT_FILE", conf->ca_file);
+}
+
+static void
+gh_fail(uint32_t status, const char *sentence)
+{
+	struct worker_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.status = status;
+	snprintf(r.sentence, sizeof(r.sentence), "%s", sentence);
+	worker_answer(&r);
+}
+
+/* Find "one-time code: XXXX-XXXX" and the URL line in gh's stderr. */
+static int
+gh_parse_code(char *text, char *code, size_t clen, char *url, size_t ulen)
+{
+	static const char ck[] = "one-time code: ";
+	static const char uk[] = "Open this URL to continue in your web "
+	    "browser: ";
+	char	*c, *u;
+	size_t	 n;
+
+	tool_strip_ansi(text);
+	if ((c = strstr(text, ck)) == NULL || (u = strstr(text, uk)) == NULL)
+		return 0;
+	c += sizeof(ck) - 1;
+	u += sizeof(uk) - 1;
+	for (n = 0; n < 9 && (isupper((unsigned char)c[n]) ||
+	    isdigit((unsigned char)c[n]) || (n == 4 && c[n] == '-')); n++)
+		;
+	if (n != 9 || c[4] != '-')
+		return 0;
+	snprintf(code, clen, "%.9s", c);
+	n = strcspn(u, " \t\r\n");
+	if (n == 0 || n >= ulen || strncmp(u, "https://", 8) != 0)
+		return 0;
+	snprintf(url, ulen, "%.*s", (int)n, u);
+	for (size_t i = 0; url[i] != '\0'; i++)
+		if (!isgraph((unsigned char)url[i]) || url[i] == '"' ||
+		    url[i] == '\\')
+			return 0;
+	return 1;
+}
+
+static void
+gh_report_code(const char *code, const char *url)
+{
+	yajl_gen	 g;
+	char		*out;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "user_code", code);
+	json_gen_kstr(g, "verification_uri", url);
+	json_gen_kint(g, "expires_in", GH_EXPIRES_DEFAULT);
+	yajl_gen_map_close(g);
+	if ((out = json_gen_take(g, NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_free(g);
+	worker_progress(out);
+	free(out);
+}
+
+/* Read "gh auth token" into tok. 0 or -1. */
+static int
+gh_read_token(const char *gh, char *const envp[], char *tok, size_t len)
+{
+	const char	*host = worker.ci.conf.github_host;
+	char		*argv[] = { "gh", "auth", "token", "--hostname",
+			    (char *)host, NULL };
+	struct tool	 t;
+	int		 rc, code;
+	size_t		 n;
+
+	if (tool_start(&t, gh, argv, envp) == -1)
+		return -1;
+	while ((rc = tool_read(&t, GH_TOKEN_WAIT_SEC * 1000)) == 1)
+		;
+	if (rc != 0) {
+		tool_kill(&t);
+		return -1;
+	}
+	code = tool_wait(&t);
+	n = strcspn(t.outbuf.data, "\r\n");
+	rc = code == 0 && n > 0 && n < len ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (!isgraph((unsigned char)t.outbuf.data[i]))
+			rc = -1;
+	if (rc == 0)
+		snprintf(tok, len, "%.*s", (int)n, t.outbuf.data);
+	explicit_bzero(t.outbuf.data, sizeof(t.outbuf.data));
+	return rc;
+}
+
+/* gh exited non-zero: say why in our own words. */
+static void
+gh_explain_failure(struct tool *t, int code)
+{
+	char *s = t->errbuf.data;
+
+	tool_strip_ansi(s);
+	if (strstr(s, "(access_denied)") != NULL)
+		gh_fail(403, "The authorization was denied on GitHub.");
+	else if (strstr(s, "(expired_token)") != NULL ||
+	    strstr(s, "context deadline exceeded") != NULL)
+		gh_fail(410, "The device code expired before it was approved; "
+		    "start again.");
+	else if (strstr(s, "(slow_down)") != NULL)
+		gh_fail(502, "GitHub asked gh to slow down, which gh 2.23 treats "
+		    "as fatal; start again in a minute.");
+	else {
+		char sentence[128];
+
+		snprintf(sentence, sizeof(sentence), "gh could not complete the "
+		    "login (exit status %d); see the daemon's log.", code);
+		gh_fail(502, sentence);
+		log_warnx("gh auth login exited with status %d", code);
+	}
+}
+
+/* Wait for gh to print the code; report it. 0, or -1 (answered). */
+static int
+gh_wait_code(struct tool *t)
+{
+	char	 code[16], url[512], text[sizeof(t->errbuf.data)];
+	int	 rc;
+
+	for (int waited = 0; waited < GH_CODE_WAIT_SEC * 10; waited++) {
+		rc = tool_read(t, 100);
+		memcpy(text, t->errbuf.data, sizeof(text));
+		if (gh_parse_code(text, code, sizeof(code), url, sizeof(url))) {
+			explicit_bzero(text, sizeof(text));
+			gh_report_code(code, url);
+			return 0;
+		}
+		if (rc == 0 || rc == -2)
+			break;
+	}
+	explicit_bzero(text, sizeof(text));
+	if (t->out == -1 && t->err == -1) {
+		gh_explain_failure(t, tool_wait(t));
+		return -1;
+	}
+	tool_kill(t);
+	gh_fail(502, "gh did not show a device code within 30 seconds; the "
+	    "device flow may be unavailable for this host.");
+	return -1;
+}
+
+static void
+gh_finish(const char *gh, char *const envp[])
+{
+	struct worker_result	 r;
+	char			 tok[CD_SECRET_MAX + 1];
+
+	memset(&r, 0, sizeof(r));
+	if (gh_read_token(gh, envp, tok, sizeof(tok)) == -1) {
+		gh_fail(502, "gh logged in but its token could not be read.");
+		return;
+	}
+	if (check_store("github", tok, "cli", &r) == 0)
+		r.status = 200;
+	explicit_bzero(tok, sizeof(tok));
+	worker_answer(&r);
+	free(r.identity);
+}
+
+void
+ghdevice_run(uint32_t op)
+{
+	const char	*dir = worker.ci.extra;
+	char		 gh[512], confdir[600];
+	char		*argv[] = { "gh", "auth", "login", "--hostname",
+			    worker.ci.conf.github_host, "--git-protocol", "https",
+			    "--web", NULL };
+	struct gh_env	 env;
+	struct tool	 t;
+	int		 code;
+
+	if (op != JOB_OP_DEVICE)
+		fatalx("protocol violation by http: op %u for a device flow", op);
+	if (tool_find(worker.ci.conf.gh, "gh", gh, sizeof(gh)) == -1) {
+		gh_fail(503, "The GitHub CLI (gh) is not installed or not "
+		    "runnable; install it or set gh in the configuration.");
+		return;
+	}
+	snprintf(confdir, sizeof(confdir), "%s/gh", dir);
+	if (mkdir(confdir, 0700) == -1)
+		fatal("mkdir %s", confdir);
+	gh_env_build(&env, dir, confdir);
+	if (tool_start(&t, gh, argv, env.envp) == -1) {
+		gh_fail(503, "gh could not be started.");
+		return;
+	}
+	if (gh_wait_code(&t) == -1)
+		return;
+	/* The broker's deadline bounds this wait. */
+	while (tool_read(&t, -1) == 1)
+		;
+	code = tool_wait(&t);
+	if (code != 0)
+		gh_explain_failure(&t, code);
+	else
+		gh_finish(gh, env.envp);
+	explicit_bzero(t.errbuf.data, sizeof(t.errbuf.data));
+}
