@@ -153,6 +153,22 @@ preq_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 		    "answered in time. Try again.", NULL);
 }
 
+struct session *
+preq_to_session(struct preq *p, const char *prefix)
+{
+	struct session *s;
+
+	if ((s = session_new(p, prefix)) == NULL)
+		return NULL;
+	/* The channel now belongs to the session. */
+	event_free(p->jobev);
+	p->jobev = NULL;
+	p->jobfd = -1;
+	p->req = NULL;
+	preq_finish(p);
+	return s;
+}
+
 static struct preq *
 preq_find(uint32_t id, uint32_t job)
 {
@@ -232,6 +248,26 @@ http_job_result(struct preq *p, struct msg *m)
 	free(ident);
 }
 
+/* Progress is for flows only; a token check that sends it is hostile. */
+static void
+http_job_progress(struct preq *p, struct msg *m)
+{
+	char		*json, err[128];
+	size_t		 len;
+	yajl_val	 v;
+
+	if (p->progress == NULL)
+		http_violation("worker", "JOB_PROGRESS for a token check");
+	if (msg_get_str(m, &json, &len) == -1 || msg_get_end(m) == -1)
+		http_violation("worker", "malformed JOB_PROGRESS");
+	v = json_parse(json, len, CD_MSG_STR_MAX, err, sizeof(err));
+	free(json);
+	if (!YAJL_IS_OBJECT(v))
+		http_violation("worker", "JOB_PROGRESS is not a JSON object");
+	p->progress(p, v);
+	yajl_tree_free(v);
+}
+
 static void
 http_job_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -267,8 +303,7 @@ http_job_cb(evutil_socket_t fd, short ev, void *arg)
 		http_job_result(p, &m);
 		break;
 	case MSG_JOB_PROGRESS:
-		/* Flows that report progress arrive with later connectors. */
-		http_violation("worker", "JOB_PROGRESS for a token check");
+		http_job_progress(p, &m);
 		break;
 	default:
 		http_violation("worker", msg_type_name(m.hdr.type));
@@ -326,8 +361,10 @@ http_job_exit(struct msg *m)
 	if (msg_get_u32(m, &reason) == -1 || msg_get_u32(m, &status) == -1 ||
 	    msg_get_end(m) == -1)
 		http_violation("broker", "malformed JOB_EXIT");
-	if ((p = preq_find(0, m->hdr.job)) == NULL)
+	if ((p = preq_find(0, m->hdr.job)) == NULL) {
+		session_job_exit(m->hdr.job, reason);
 		return;
+	}
 	preq_complete(p, 503,
 	    reason == MSG_EXIT_DEADLINE ? "The worker did not finish in time "
 	    "and was stopped; try again." : "The worker ended before it "
@@ -508,6 +545,7 @@ main(int argc, char *argv[])
 		fatal("strdup");
 	http.vaultfd = -1;
 	TAILQ_INIT(&http.preqs);
+	session_init();
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sb, 0, sizeof(sb));
 	sb.role = SANDBOX_HTTP;

@@ -30,6 +30,24 @@ struct preq;
 /* Called once with the worker's or vault's answer; ident may be NULL. */
 typedef void (*preq_done_fn)(struct preq *p, uint32_t status,
     const char *sentence, yajl_val ident);
+/* Called with a worker's progress (a JSON object) while it runs. */
+typedef void (*preq_progress_fn)(struct preq *p, yajl_val progress);
+
+/* A flow that outlives the request that started it (a device flow, an
+ * OAuth session), polled by id. */
+struct session {
+	TAILQ_ENTRY(session) entry;
+	char		 id[48];	/* "gh-cli-<random>", ... */
+	char		 connector[16];
+	uint32_t	 job;		/* 0 once the worker is gone */
+	int		 jobfd;
+	struct event	*jobev;
+	struct event	*expiry;	/* removes it at session_ttl */
+	char		 status[16];	/* pending, approved, ... */
+	char		*error;		/* a sentence, or NULL */
+	yajl_val	 info;		/* progress the worker reported */
+	yajl_val	 user;		/* the account, once known */
+};
 
 /* A client request waiting for a worker or the vault. */
 struct preq {
@@ -48,6 +66,7 @@ struct preq {
 	int		 worker_gone;	/* its channel closed without a result */
 	char		 connector[16];
 	preq_done_fn	 done;
+	preq_progress_fn progress;	/* NULL: progress is a violation */
 	struct timespec	 start;
 };
 
@@ -62,6 +81,7 @@ struct http_state {
 	yajl_val	 meta;		/* last metadata pushed by the vault */
 	TAILQ_HEAD(, preq) preqs;
 	size_t		 npreqs;
+	TAILQ_HEAD(, session) sessions;
 	uint32_t	 next_id;
 };
 
@@ -83,6 +103,23 @@ void http_error(struct evhttp_request *req, int code, const char *fmt, ...)
 /* Parse the body as a JSON object; answers 400/413 itself on failure. */
 yajl_val http_body_json(struct evhttp_request *req);
 void http_access_log(struct evhttp_request *req, int code);
+
+/* Hand a preq's worker channel over to a new session and free the preq
+ * (its request must have been answered). */
+struct session *preq_to_session(struct preq *p, const char *prefix);
+
+/* http_session.c */
+void session_init(void);
+struct session *session_new(struct preq *p, const char *prefix);
+/* The session named by the body's "session_id"; answers 400/404 itself. */
+struct session *session_from_body(struct evhttp_request *req,
+    const char *connector);
+void session_free(struct session *s, int cancel);
+void session_job_exit(uint32_t job, uint32_t reason);
+size_t session_count_active(const char *connector);
+void http_gh_start(struct evhttp_request *req);
+void http_gh_poll(struct evhttp_request *req);
+void http_gh_cancel(struct evhttp_request *req);
 
 /* http_token.c */
 void http_token_save(struct evhttp_request *req, const char *connector);

@@ -40,6 +40,9 @@ static void route_token(struct evhttp_request *, char **);
 static void route_status(struct evhttp_request *, char **);
 static void route_disconnect(struct evhttp_request *, char **);
 static void route_reconnect(struct evhttp_request *, char **);
+static void route_gh_start(struct evhttp_request *, char **);
+static void route_gh_poll(struct evhttp_request *, char **);
+static void route_gh_cancel(struct evhttp_request *, char **);
 
 static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/healthz", 1, route_healthz },
@@ -49,6 +52,12 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_POST, "/api/connectors/*/disconnect", 0,
 	    route_disconnect },
 	{ EVHTTP_REQ_POST, "/api/connectors/*/reconnect", 0, route_reconnect },
+	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/start", 0,
+	    route_gh_start },
+	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/poll", 0,
+	    route_gh_poll },
+	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/cancel", 0,
+	    route_gh_cancel },
 };
 
 static const char *
@@ -351,4 +360,25 @@ route_reconnect(struct evhttp_request *req, char **args)
 {
 	if (route_token_connector(req, args[0]))
 		http_token_reconnect(req, args[0]);
+}
+
+static void
+route_gh_start(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_gh_start(req);
+}
+
+static void
+route_gh_poll(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_gh_poll(req);
+}
+
+static void
+route_gh_cancel(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_gh_cancel(req);
 }
