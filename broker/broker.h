@@ -83,6 +83,11 @@ int proc_send_init(int ctl, const char *kind, const char *connector,
     gid_t gid, const int *fds, size_t nfds);
 void proc_link_channels(void);
 
+/* lock.c: the single-flight lock on the OAuth callback port. */
+int lock_take(uint32_t job);
+void lock_release(uint32_t job);
+uint32_t lock_holder(void);
+
 /* jobs.c */
 void jobs_spawn(uint32_t req, const char *kind, const char *connector,
     const char *remote);

@@ -23,6 +23,7 @@
 #include "broker.h"
 #include "child.h"
 #include "log.h"
+#include "toolpath.h"
 
 /* What each kind of job may do at the vault, and how long it may live.
  * The grant follows from the kind: http cannot ask for more. */
@@ -30,32 +31,31 @@ struct job_kind {
 	const char	*kind;
 	uint32_t	 ops;
 	unsigned int	 ttl;	/* seconds; 0: session_ttl */
+	const char	*tool;	/* the program it runs, or NULL */
+	int		 lock;	/* needs the OAuth callback port lock */
+	const char	*conns;	/* ",connector,..." it may serve */
 };
 
 static const struct job_kind job_kinds[] = {
-	{ "token", GRANT_OP_PUT, CD_JOB_TTL_CHECK },
-	{ "revalidate", GRANT_OP_GET | GRANT_OP_MARK, CD_JOB_TTL_CHECK },
-	{ "ghdevice", GRANT_OP_PUT, 0 },
-};
-
-/* Connectors a worker can be started for. */
-static const char *const job_connectors[] = {
-	"manus", "github", "vercel", "gdrive", "onedrive",
+	{ "token", GRANT_OP_PUT, CD_JOB_TTL_CHECK, NULL, 0,
+	    ",manus,github,vercel," },
+	{ "revalidate", GRANT_OP_GET | GRANT_OP_MARK, CD_JOB_TTL_CHECK, NULL,
+	    0, ",manus,github,vercel," },
+	{ "ghdevice", GRANT_OP_PUT, 0, "gh", 0, ",github," },
+	{ "rclone", GRANT_OP_PUT, 0, "rclone", 1, ",gdrive,onedrive," },
 };
 
 static const struct job_kind *
 jobs_find_kind(const char *kind, const char *connector)
 {
-	int known = 0;
+	char key[24];
 
-	for (size_t i = 0; i < sizeof(job_connectors) /
-	    sizeof(job_connectors[0]); i++)
-		if (strcmp(connector, job_connectors[i]) == 0)
-			known = 1;
-	if (!known)
+	if (strlen(connector) > 16 || strchr(connector, ',') != NULL)
 		return NULL;
+	snprintf(key, sizeof(key), ",%s,", connector);
 	for (size_t i = 0; i < sizeof(job_kinds) / sizeof(job_kinds[0]); i++)
-		if (strcmp(kind, job_kinds[i].kind) == 0)
+		if (strcmp(kind, job_kinds[i].kind) == 0 &&
+		    strstr(job_kinds[i].conns, key) != NULL)
 			return &job_kinds[i];
 	return NULL;
 }
@@ -251,6 +251,37 @@ out:
 	return rc;
 }
 
+/* 503 at once when the tool a job runs is missing. */
+static int
+jobs_refuse_tool(uint32_t req, const struct job_kind *k)
+{
+	const char	*conf = NULL;
+	char		 path[PATH_MAX], sentence[256];
+
+	if (k->tool == NULL)
+		return 0;
+	conf = strcmp(k->tool, "gh") == 0 ? broker->conf.gh :
+	    broker->conf.rclone;
+	if (toolpath_find(conf, k->tool, path, sizeof(path)) == 0)
+		return 0;
+	snprintf(sentence, sizeof(sentence), "%s is not installed or not "
+	    "runnable on the server; install it or set %s in the "
+	    "configuration.", k->tool, k->tool);
+	jobs_answer(req, 0, 503, sentence, -1);
+	return 1;
+}
+
+/* 409 while another flow holds the OAuth callback port. */
+static int
+jobs_refuse_lock(uint32_t req, const struct job_kind *k)
+{
+	if (!k->lock || lock_holder() == 0)
+		return 0;
+	jobs_answer(req, 0, 409, "Another Google Drive or OneDrive connection "
+	    "is being set up; finish or cancel it first.", -1);
+	return 1;
+}
+
 void
 jobs_spawn(uint32_t req, const char *kind, const char *connector,
     const char *remote)
@@ -272,6 +303,8 @@ jobs_spawn(uint32_t req, const char *kind, const char *connector,
 		    "again when one has finished.", -1);
 		return;
 	}
+	if (jobs_refuse_tool(req, k) || jobs_refuse_lock(req, k))
+		return;
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		jobs_answer(req, 0, 503, "The daemon is out of memory.", -1);
 		return;
@@ -284,6 +317,8 @@ jobs_spawn(uint32_t req, const char *kind, const char *connector,
 	snprintf(j->remote, sizeof(j->remote), "%s", remote);
 	TAILQ_INSERT_TAIL(&broker->jobs, j, entry);
 	broker->njobs++;
+	if (k->lock)
+		lock_take(j->id);
 	if (jobs_start(j, k, req) == -1) {
 		log_warn("cannot start a worker for %s", connector);
 		jobs_answer(req, 0, 503, "A worker could not be started; see "
@@ -362,6 +397,9 @@ jobs_reaped(pid_t pid, int status)
 		log_info("job %u: worker %s %s ended: reason %u, status %d",
 		    j->id, j->connector, j->kind, reason, code);
 	jobs_report_exit(j, reason, code);
+	/* The tool died with the worker's process group; make sure. */
+	kill(-j->pid, SIGKILL);
+	lock_release(j->id);
 	jobs_free(j);
 	return 1;
 }

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "msg.h"
 #include "tool.h"
+#include "toolpath.h"
 #include "worker.h"
 
 /* Seconds gh has to print the one-time code (else: no device flow). */
@@ -57,7 +58,7 @@ gh_env_build(struct gh_env *e, const char *dir, const char *confdir)
 	const struct config *conf = &worker.ci.conf;
 
 	memset(e, 0, sizeof(*e));
-	gh_env_add(e, "PATH", "/usr/local/bin:/usr/bin:/bin");
+	gh_env_add(e, "PATH", TOOLPATH_PATH);
 	gh_env_add(e, "HOME", dir);
 	gh_env_add(e, "TMPDIR", dir);
 	gh_env_add(e, "GH_CONFIG_DIR", confdir);
@@ -251,7 +252,7 @@ ghdevice_run(uint32_t op)
 
 	if (op != JOB_OP_DEVICE)
 		fatalx("protocol violation by http: op %u for a device flow", op);
-	if (tool_find(worker.ci.conf.gh, "gh", gh, sizeof(gh)) == -1) {
+	if (toolpath_find(worker.ci.conf.gh, "gh", gh, sizeof(gh)) == -1) {
 		gh_fail(503, "The GitHub CLI (gh) is not installed or not "
 		    "runnable; install it or set gh in the configuration.");
 		return;

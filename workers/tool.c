@@ -23,32 +23,6 @@
 #include "log.h"
 #include "tool.h"
 
-/* Where tools are looked for when no path is configured. */
-static const char *const tool_path[] = {
-	"/usr/local/bin", "/usr/bin", "/bin",
-};
-
-int
-tool_find(const char *configured, const char *name, char *out, size_t len)
-{
-	struct stat st;
-
-	if (configured != NULL && strchr(configured, '/') != NULL) {
-		snprintf(out, len, "%s", configured);
-		return access(out, X_OK) == 0 && stat(out, &st) == 0 &&
-		    S_ISREG(st.st_mode) ? 0 : -1;
-	}
-	if (configured != NULL)
-		name = configured;
-	for (size_t i = 0; i < sizeof(tool_path) / sizeof(tool_path[0]); i++) {
-		snprintf(out, len, "%s/%s", tool_path[i], name);
-		if (access(out, X_OK) == 0 && stat(out, &st) == 0 &&
-		    S_ISREG(st.st_mode))
-			return 0;
-	}
-	return -1;
-}
-
 static long
 tool_now_ms(void)
 {

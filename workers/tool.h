@@ -21,10 +21,6 @@ struct tool {
 	struct tool_buf	 errbuf;
 };
 
-/* The executable: configured path, configured name or name on a fixed
- * PATH. 0 or -1. */
-int tool_find(const char *configured, const char *name, char *out,
-    size_t len);
 /* Start path with argv and envp, stdin /dev/null. 0 or -1. */
 int tool_start(struct tool *t, const char *path, char *const argv[],
     char *const envp[]);
