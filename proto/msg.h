@@ -96,6 +96,8 @@ enum msg_type {
 #define JOB_OP_SAVE		1	/* validate the secret, then store it */
 #define JOB_OP_REVALIDATE	2	/* validate the stored credential */
 #define JOB_OP_DEVICE		3	/* run the GitHub device flow */
+#define JOB_OP_RCLONE		4	/* run rclone authorize for a remote */
+#define JOB_OP_SUBMIT		5	/* the pasted code (secret), state */
 
 /* Grant operations: what a worker may ask of the vault. */
 #define GRANT_OP_PUT	0x01u	/* store the credential of its connector */

@@ -109,6 +109,13 @@ curl_get(const char *url, const char *const *headers, struct curl_answer *a)
 	curl_setup(c, url, hl, a, errbuf);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->code);
+	{
+		char *loc = NULL;
+
+		if (curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) ==
+		    CURLE_OK && loc != NULL)
+			a->location = strdup(loc);
+	}
 	/* Headers may hold the secret: wipe libcurl's copies. */
 	for (t = hl; t != NULL; t = t->next)
 		explicit_bzero(t->data, strlen(t->data));
@@ -131,5 +138,6 @@ curl_answer_free(struct curl_answer *a)
 		explicit_bzero(a->body, a->len);
 	free(a->body);
 	free(a->scopes);
-	a->body = a->scopes = NULL;
+	free(a->location);
+	a->body = a->scopes = a->location = NULL;
 }

@@ -111,10 +111,10 @@ tool_fill(int *fd, struct tool_buf *b)
 }
 
 int
-tool_read(struct tool *t, int timeout_ms)
+tool_poll(struct tool *t, int extra, int timeout_ms)
 {
-	struct pollfd	 pfd[2];
-	long		 deadline = tool_now_ms() + timeout_ms;
+	struct pollfd	 pfd[3];
+	long		 deadline = tool_now_ms() + timeout_ms, left;
 	int		 n, rc;
 
 	for (;;) {
@@ -125,9 +125,11 @@ tool_read(struct tool *t, int timeout_ms)
 			pfd[n++] = (struct pollfd){ .fd = t->err, .events = POLLIN };
 		if (n == 0)
 			return 0;
+		if (extra != -1)
+			pfd[n++] = (struct pollfd){ .fd = extra, .events = POLLIN };
+		left = deadline - tool_now_ms();
 		rc = poll(pfd, (nfds_t)n, timeout_ms < 0 ? -1 :
-		    (int)(deadline - tool_now_ms() > 0 ?
-		    deadline - tool_now_ms() : 0));
+		    (int)(left > 0 ? left : 0));
 		if (rc == -1 && errno == EINTR)
 			continue;
 		if (rc <= 0)
@@ -135,6 +137,8 @@ tool_read(struct tool *t, int timeout_ms)
 		for (int i = 0; i < n; i++) {
 			if (pfd[i].revents == 0)
 				continue;
+			if (pfd[i].fd == extra)
+				return 2;
 			if (pfd[i].fd == t->out)
 				tool_fill(&t->out, &t->outbuf);
 			else
@@ -142,6 +146,12 @@ tool_read(struct tool *t, int timeout_ms)
 		}
 		return 1;
 	}
+}
+
+int
+tool_read(struct tool *t, int timeout_ms)
+{
+	return tool_poll(t, -1, timeout_ms);
 }
 
 int

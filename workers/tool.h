@@ -27,6 +27,9 @@ int tool_start(struct tool *t, const char *path, char *const argv[],
 /* Read what is available within timeout_ms (-1: no limit) into the
  * buffers. 1 data read, 0 both streams at EOF, -1 timeout, -2 error. */
 int tool_read(struct tool *t, int timeout_ms);
+/* As tool_read, also watching extra (-1: none): 2 when extra is
+ * readable (nothing else read). */
+int tool_poll(struct tool *t, int extra, int timeout_ms);
 /* Close the pipes and reap: the exit code, 128+signal, or -1. */
 int tool_wait(struct tool *t);
 /* Kill, reap and wipe the buffers. */

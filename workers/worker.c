@@ -162,7 +162,8 @@ worker_vault_mark(const char *connector, int valid, const char *sentence,
 static int
 worker_runs_tool(void)
 {
-	return strcmp(worker.ci.kind, "ghdevice") == 0;
+	return strcmp(worker.ci.kind, "ghdevice") == 0 ||
+	    strcmp(worker.ci.kind, "rclone") == 0;
 }
 
 /* Set up the sandbox. libcurl is initialised first: it reads nothing
@@ -229,6 +230,8 @@ main(int argc, char *argv[])
 	msg_free(&m);
 	if (strcmp(worker.ci.kind, "ghdevice") == 0)
 		ghdevice_run(op);
+	else if (strcmp(worker.ci.kind, "rclone") == 0)
+		rclone_run(op);
 	else
 		check_run(op, secret);
 	msg_free_secret(secret);

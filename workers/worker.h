@@ -52,6 +52,9 @@ int check_store(const char *connector, const char *secret,
 /* ghdevice.c: the GitHub device flow through the real gh. */
 void ghdevice_run(uint32_t op);
 
+/* rclone.c: the Drive / OneDrive flow through the real rclone. */
+void rclone_run(uint32_t op);
+
 /* Report progress to http: a JSON object. */
 void worker_progress(const char *json);
 
@@ -61,6 +64,7 @@ struct curl_answer {
 	char		*body;		/* NUL-terminated, may be NULL */
 	size_t		 len;
 	char		*scopes;	/* X-OAuth-Scopes header, or NULL */
+	char		*location;	/* Location of a redirect, or NULL */
 	char		 error[256];	/* transport error sentence */
 	int		 timed_out;
 };

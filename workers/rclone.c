@@ -1,0 +1,391 @@
+/*
+ * The Google Drive / OneDrive flow through the real rclone
+ * (reference/rclone.md §1): run "rclone authorize <backend>
+ * --auth-no-open-browser --config /dev/null", read rclone's local
+ * /auth?state=... URL from stderr, resolve it to the provider's URL (the
+ * 307 Location), report it to http, forward the pasted code to rclone's
+ * callback port, and when rclone exits 0 hand the token to the vault,
+ * which merges the remote's section into rclone.conf. rclone's exit
+ * status is the only truth; its output is never returned or logged,
+ * since it can hold a token.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctcmp.h"
+#include "json.h"
+#include "log.h"
+#include "msg.h"
+#include "paste.h"
+#include "tool.h"
+#include "toolpath.h"
+#include "worker.h"
+
+/* Seconds rclone has to print its local URL. */
+#define RC_URL_WAIT_SEC	30
+
+struct rc_flow {
+	const char	*backend;	/* "drive" or "onedrive" */
+	char		 rclone[512];
+	struct tool	 t;
+	int		 port;		/* rclone's callback port */
+	char		 state[64];	/* rclone's OAuth state */
+	char		*envp[8];
+	char		 envbuf[6][1200];
+};
+
+static void
+rc_fail(uint32_t status, const char *sentence)
+{
+	struct worker_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.status = status;
+	snprintf(r.sentence, sizeof(r.sentence), "%s", sentence);
+	worker_answer(&r);
+}
+
+static void
+rc_env(struct rc_flow *f)
+{
+	const struct config	*conf = &worker.ci.conf;
+	size_t			 n = 0;
+
+	snprintf(f->envbuf[n], sizeof(f->envbuf[n]), "PATH=%s", TOOLPATH_PATH);
+	f->envp[n] = f->envbuf[n], n++;
+	snprintf(f->envbuf[n], sizeof(f->envbuf[n]), "HOME=%s",
+	    worker.ci.extra);
+	f->envp[n] = f->envbuf[n], n++;
+	snprintf(f->envbuf[n], sizeof(f->envbuf[n]), "TMPDIR=%s",
+	    worker.ci.extra);
+	f->envp[n] = f->envbuf[n], n++;
+	if (conf->https_proxy != NULL) {
+		snprintf(f->envbuf[n], sizeof(f->envbuf[n]), "HTTPS_PROXY=%s",
+		    conf->https_proxy);
+		f->envp[n] = f->envbuf[n], n++;
+	}
+	if (conf->ca_file != NULL) {
+		snprintf(f->envbuf[n], sizeof(f->envbuf[n]), "SSL_CERT_FILE=%s",
+		    conf->ca_file);
+		f->envp[n] = f->envbuf[n], n++;
+	}
+	f->envp[n] = NULL;
+}
+
+/* Find "http://127.0.0.1:<port>/auth?state=<state>" in rclone's stderr. */
+static int
+rc_parse_url(struct rc_flow *f)
+{
+	static const char	 pre[] = "http://127.0.0.1:";
+	const char		*p = strstr(f->t.errbuf.data, pre), *s;
+	char			*end;
+	long			 port;
+	size_t			 n;
+
+	if (p == NULL)
+		return 0;
+	port = strtol(p + sizeof(pre) - 1, &end, 10);
+	if (port < 1 || port > 65535 || strncmp(end, "/auth?state=", 12) != 0)
+		return 0;
+	s = end + 12;
+	for (n = 0; n < sizeof(f->state) - 1 && (isalnum((unsigned char)s[n]) ||
+	    s[n] == '-' || s[n] == '_'); n++)
+		;
+	if (n == 0 || n == sizeof(f->state) - 1 || (s[n] != '\n' &&
+	    s[n] != '\r' && s[n] != ' ' && s[n] != '\0'))
+		return 0;
+	f->port = (int)port;
+	snprintf(f->state, sizeof(f->state), "%.*s", (int)n, s);
+	return 1;
+}
+
+/* GET rclone's local /auth URL: its 307 Location is the provider's. */
+static int
+rc_provider_url(struct rc_flow *f, char *out, size_t len)
+{
+	struct curl_answer	 a;
+	const char		*hdrs[] = { NULL };
+	char			 url[128];
+	int			 rc = -1;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/auth?state=%s",
+	    f->port, f->state);
+	if (curl_get(url, hdrs, &a) == 0 && (a.code == 307 || a.code == 302) &&
+	    a.location != NULL && strncmp(a.location, "https://", 8) == 0 &&
+	    strlen(a.location) < len && strpbrk(a.location, " \r\n\"") == NULL) {
+		snprintf(out, len, "%s", a.location);
+		rc = 0;
+	}
+	curl_answer_free(&a);
+	return rc;
+}
+
+static void
+rc_progress(const char *auth_url, const char *state)
+{
+	yajl_gen	 g;
+	char		*out;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "status", "awaiting_oauth");
+	json_gen_kstr(g, "auth_url", auth_url);
+	json_gen_kstr(g, "state", state);
+	yajl_gen_map_close(g);
+	if ((out = json_gen_take(g, NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_free(g);
+	worker_progress(out);
+	free(out);
+}
+
+/* Wait for the local URL and report the provider's. 0 or -1 (answered). */
+static int
+rc_wait_url(struct rc_flow *f)
+{
+	char	 auth_url[4096];
+	int	 rc = 1;
+
+	for (int i = 0; i < RC_URL_WAIT_SEC * 10 && rc != 0; i++) {
+		rc = tool_read(&f->t, 100);
+		if (rc_parse_url(f))
+			break;
+	}
+	if (f->port == 0) {
+		tool_kill(&f->t);
+		rc_fail(502, "rclone did not start its authorization in time.");
+		return -1;
+	}
+	if (rc_provider_url(f, auth_url, sizeof(auth_url)) == -1) {
+		tool_kill(&f->t);
+		rc_fail(502, "rclone's authorization page did not lead to the "
+		    "provider.");
+		return -1;
+	}
+	rc_progress(auth_url, f->state);
+	return 0;
+}
+
+/* A paste from http: forward code and state to rclone's callback. */
+static void
+rc_forward(struct rc_flow *f, struct msg *m)
+{
+	struct curl_answer	 a;
+	const char		*hdrs[] = { NULL };
+	char			*code = NULL, *state = NULL;
+	char			 ec[3 * PASTE_FIELD_MAX + 1];
+	char			 es[3 * PASTE_FIELD_MAX + 1];
+	char			 url[sizeof(ec) + sizeof(es) + 64];
+	uint32_t		 op;
+
+	if (msg_get_u32(m, &op) == -1 || op != JOB_OP_SUBMIT ||
+	    msg_get_str(m, &code, NULL) == -1 ||
+	    msg_get_str(m, &state, NULL) == -1 || msg_get_end(m) == -1)
+		fatalx("protocol violation by http: malformed submit");
+	/* http compared the state already; a second look costs nothing. */
+	if (!ct_streq(state, f->state) ||
+	    paste_encode(code, ec, sizeof(ec)) == -1 ||
+	    paste_encode(state, es, sizeof(es)) == -1)
+		fatalx("protocol violation by http: submit for another state");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/?code=%s&state=%s",
+	    f->port, ec, es);
+	/* The answer does not matter: rclone may close before replying.
+	 * Its exit status tells whether the code worked. */
+	(void)curl_get(url, hdrs, &a);
+	curl_answer_free(&a);
+	explicit_bzero(url, sizeof(url));
+	explicit_bzero(ec, sizeof(ec));
+	msg_free_secret(code);
+	free(state);
+}
+
+/* Until rclone exits, accept pastes from http. */
+static int
+rc_wait_exit(struct rc_flow *f)
+{
+	struct msg	 m;
+	int		 rc, httpfd = worker.httpfd;
+
+	while ((rc = tool_poll(&f->t, httpfd, -1)) >= 1) {
+		if (rc != 2)
+			continue;
+		if ((rc = msg_recv(httpfd, &m, CD_MSG_PAYLOAD_MAX)) == 1) {
+			m.secret = 1;
+			if (m.hdr.type != MSG_JOB_REQ || m.hdr.job != worker.job)
+				fatalx("protocol violation by http: %s",
+				    msg_type_name(m.hdr.type));
+			rc_forward(f, &m);
+			msg_free(&m);
+		} else if (rc == 0)
+			httpfd = -1;	/* http restarted: the deadline ends us */
+		else
+			fatalx("protocol violation by http: malformed frame");
+	}
+	return tool_wait(&f->t);
+}
+
+/* The token rclone printed between its paste markers: one JSON object
+ * line holding an access token. malloc'd, or NULL. */
+static char *
+rc_token(struct rc_flow *f)
+{
+	char		*line, *save = NULL, *out = NULL, err[64];
+	yajl_val	 v;
+
+	for (line = strtok_r(f->t.outbuf.data, "\r\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\r\n", &save)) {
+		if (line[0] != '{')
+			continue;
+		v = json_parse(line, strlen(line), CD_SECRET_MAX * 4, err,
+		    sizeof(err));
+		if (json_obj_str(v, "access_token") != NULL && out == NULL)
+			out = strdup(line);
+		if (v != NULL)
+			json_free_secret(v);
+	}
+	explicit_bzero(f->t.outbuf.data, sizeof(f->t.outbuf.data));
+	return out;
+}
+
+/* OneDrive needs the drive's id and type (Microsoft Graph me/drive). */
+static int
+rc_onedrive_drive(const char *token, yajl_val entry, struct worker_result *r)
+{
+	struct curl_answer	 a;
+	char			 auth[CD_SECRET_MAX + 64], err[64];
+	const char		*hdrs[] = { auth, "Accept: application/json",
+				    NULL };
+	yajl_val		 tok, body = NULL;
+	const char		*id, *type;
+	int			 rc = -1;
+
+	tok = json_parse(token, strlen(token), CD_SECRET_MAX * 4, err,
+	    sizeof(err));
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+	    json_obj_str(tok, "access_token"));
+	if (tok != NULL)
+		json_free_secret(tok);
+	if (curl_get("https://graph.microsoft.com/v1.0/me/drive", hdrs, &a) ==
+	    0 && a.code == 200 && a.body != NULL)
+		body = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
+		    sizeof(err));
+	explicit_bzero(auth, sizeof(auth));
+	if ((id = json_obj_str(body, "id")) != NULL && *id != '\0') {
+		type = json_obj_str(body, "driveType");
+		json_obj_set(entry, "drive_id", json_new_str(id));
+		json_obj_set(entry, "drive_type", json_new_str(type && *type ?
+		    type : "personal"));
+		rc = 0;
+	} else {
+		r->status = 502;
+		snprintf(r->sentence, sizeof(r->sentence), "Could not look up "
+		    "your OneDrive with Microsoft Graph (HTTP %ld); start "
+		    "again.", a.code);
+	}
+	if (body != NULL)
+		yajl_tree_free(body);
+	curl_answer_free(&a);
+	return rc;
+}
+
+/* rclone exited 0: build the remote's keys and have the vault store them. */
+static void
+rc_store(struct rc_flow *f, struct worker_result *r)
+{
+	yajl_val	 entry;
+	char		*token, *json;
+	int		 od = strcmp(f->backend, "onedrive") == 0;
+
+	if ((token = rc_token(f)) == NULL) {
+		r->status = 502;
+		snprintf(r->sentence, sizeof(r->sentence), "rclone finished "
+		    "without printing a token; start again.");
+		return;
+	}
+	if ((entry = json_new_obj()) == NULL ||
+	    json_obj_set(entry, "type", json_new_str(f->backend)) == -1 ||
+	    json_obj_set(entry, "token", json_new_str(token)) == -1)
+		fatalx("out of memory");
+	if (!od || rc_onedrive_drive(token, entry, r) == 0) {
+		if ((json = json_dump(entry, 0, NULL)) == NULL)
+			fatalx("out of memory");
+		r->status = worker_vault_put(worker.ci.connector, json, NULL,
+		    r->sentence, sizeof(r->sentence));
+		msg_free_secret(json);
+	}
+	json_free_secret(entry);
+	msg_free_secret(token);
+}
+
+/* rclone failed: say why in our own words. */
+static void
+rc_explain(struct rc_flow *f, int code, struct worker_result *r)
+{
+	const char *e = f->t.errbuf.data;
+
+	r->status = 502;
+	if (strstr(e, "address already in use") != NULL)
+		snprintf(r->sentence, sizeof(r->sentence), "The OAuth callback "
+		    "port %d is in use by another program; free it and start "
+		    "again.", f->port ? f->port : 53682);
+	else if (strstr(e, "failed to get token") != NULL)
+		snprintf(r->sentence, sizeof(r->sentence), "The provider did not "
+		    "accept the authorization code (it may have expired or "
+		    "been used already); start again.");
+	else if (strstr(e, "No code returned") != NULL)
+		snprintf(r->sentence, sizeof(r->sentence), "The authorization "
+		    "was refused at the provider; start again.");
+	else
+		snprintf(r->sentence, sizeof(r->sentence), "rclone authorize "
+		    "failed (exit status %d); start again.", code);
+	explicit_bzero(f->t.errbuf.data, sizeof(f->t.errbuf.data));
+}
+
+void
+rclone_run(uint32_t op)
+{
+	static struct rc_flow	 f;
+	struct worker_result	 r;
+	char			*argv[8];
+	int			 n = 0, code;
+
+	if (op != JOB_OP_RCLONE)
+		fatalx("protocol violation by http: op %u for rclone", op);
+	memset(&r, 0, sizeof(r));
+	f.backend = strcmp(worker.ci.connector, "onedrive") == 0 ? "onedrive" :
+	    "drive";
+	if (toolpath_find(worker.ci.conf.rclone, "rclone", f.rclone,
+	    sizeof(f.rclone)) == -1) {
+		rc_fail(503, "rclone is not installed or not runnable on the "
+		    "server; install it or set rclone in the configuration.");
+		return;
+	}
+	rc_env(&f);
+	argv[n++] = "rclone";
+	argv[n++] = "authorize";
+	argv[n++] = (char *)f.backend;
+	argv[n++] = "--auth-no-open-browser";
+	argv[n++] = "--config=/dev/null";
+	if (worker.ci.conf.ca_file != NULL)
+		argv[n++] = "--ca-cert";
+	if (worker.ci.conf.ca_file != NULL)
+		argv[n++] = worker.ci.conf.ca_file;
+	argv[n] = NULL;
+	if (tool_start(&f.t, f.rclone, argv, f.envp) == -1) {
+		rc_fail(503, "rclone could not be started.");
+		return;
+	}
+	if (rc_wait_url(&f) == -1)
+		return;
+	if ((code = rc_wait_exit(&f)) == 0)
+		rc_store(&f, &r);
+	else
+		rc_explain(&f, code, &r);
+	if (r.status == 200)
+		r.sentence[0] = '\0';
+	worker_answer(&r);
+}
