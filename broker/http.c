@@ -189,6 +189,7 @@ preq_spawn(struct preq *p, const char *kind, const char *remote,
 
 	p->secret = secret;
 	p->op = op;
+	snprintf(p->remote, sizeof(p->remote), "%s", remote);
 	msg_init(&m, MSG_SPAWN_REQ, 0);
 	rc = msg_put_u32(&m, p->id) == -1 || msg_put_str(&m, kind) == -1 ||
 	    msg_put_str(&m, p->connector) == -1 ||
@@ -347,8 +348,10 @@ http_spawn_ans(struct msg *m)
 	msg_init(&j, MSG_JOB_REQ, p->job);
 	j.secret = 1;
 	if (msg_put_u32(&j, p->op) == -1 || msg_put_str(&j, p->secret) == -1 ||
-	    msg_put_str(&j, "") == -1 || msg_send(fd, &j) == -1)
+	    msg_put_str(&j, p->remote) == -1 || msg_send(fd, &j) == -1)
 		preq_complete(p, 502, "The worker could not be reached.", NULL);
+	else if (p->spawned != NULL)
+		p->spawned(p);
 	msg_free(&j);
 }
 

@@ -47,6 +47,9 @@ struct session {
 	char		*error;		/* a sentence, or NULL */
 	yajl_val	 info;		/* progress the worker reported */
 	yajl_val	 user;		/* the account, once known */
+	char		 remote[40];	/* rclone flows: the remote's name */
+	int		 rclone;	/* an rclone flow (gdrive, onedrive) */
+	int		 submitted;	/* a code went to the worker */
 };
 
 /* A client request waiting for a worker or the vault. */
@@ -67,6 +70,10 @@ struct preq {
 	char		 connector[16];
 	preq_done_fn	 done;
 	preq_progress_fn progress;	/* NULL: progress is a violation */
+	/* Called once the worker has its JOB_REQ (flows that answer at
+	 * once, like 202 for an rclone flow). */
+	void		(*spawned)(struct preq *p);
+	char		 remote[40];
 	struct timespec	 start;
 };
 
@@ -98,6 +105,8 @@ void preq_finish(struct preq *p);
 /* http_route.c */
 void http_route_cb(struct evhttp_request *req, void *arg);
 void http_reply(struct evhttp_request *req, int code, const char *json);
+/* An answer without a body (204). */
+void http_reply_empty(struct evhttp_request *req, int code);
 void http_error(struct evhttp_request *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Parse the body as a JSON object; answers 400/413 itself on failure. */
@@ -117,9 +126,25 @@ struct session *session_from_body(struct evhttp_request *req,
 void session_free(struct session *s, int cancel);
 void session_job_exit(uint32_t job, uint32_t reason);
 size_t session_count_active(const char *connector);
+/* Send a follow-up JOB_REQ (a pasted code) to a session's worker. */
+int session_submit(struct session *s, const char *code, const char *state);
+struct session *session_find(const char *connector, const char *id);
 void http_gh_start(struct evhttp_request *req);
 void http_gh_poll(struct evhttp_request *req);
 void http_gh_cancel(struct evhttp_request *req);
+
+/* http_rclone.c: gdrive and onedrive. */
+int http_rclone_connector(const char *name);
+void http_rc_list(struct evhttp_request *req, const char *c);
+void http_rc_add(struct evhttp_request *req, const char *c);
+void http_rc_delete(struct evhttp_request *req, const char *c,
+    const char *name);
+void http_rc_session(struct evhttp_request *req, const char *c,
+    const char *id);
+void http_rc_submit(struct evhttp_request *req, const char *c,
+    const char *id);
+void http_rc_cancel(struct evhttp_request *req, const char *c,
+    const char *id);
 
 /* http_token.c */
 void http_token_save(struct evhttp_request *req, const char *connector);

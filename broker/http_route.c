@@ -40,6 +40,12 @@ static void route_token(struct evhttp_request *, char **);
 static void route_status(struct evhttp_request *, char **);
 static void route_disconnect(struct evhttp_request *, char **);
 static void route_reconnect(struct evhttp_request *, char **);
+static void route_rc_list(struct evhttp_request *, char **);
+static void route_rc_add(struct evhttp_request *, char **);
+static void route_rc_delete(struct evhttp_request *, char **);
+static void route_rc_session(struct evhttp_request *, char **);
+static void route_rc_submit(struct evhttp_request *, char **);
+static void route_rc_cancel(struct evhttp_request *, char **);
 static void route_gh_start(struct evhttp_request *, char **);
 static void route_gh_poll(struct evhttp_request *, char **);
 static void route_gh_cancel(struct evhttp_request *, char **);
@@ -52,6 +58,16 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_POST, "/api/connectors/*/disconnect", 0,
 	    route_disconnect },
 	{ EVHTTP_REQ_POST, "/api/connectors/*/reconnect", 0, route_reconnect },
+	{ EVHTTP_REQ_GET, "/api/connectors/*/remotes", 0, route_rc_list },
+	{ EVHTTP_REQ_POST, "/api/connectors/*/remotes", 0, route_rc_add },
+	{ EVHTTP_REQ_DELETE, "/api/connectors/*/remotes/*", 0,
+	    route_rc_delete },
+	{ EVHTTP_REQ_GET, "/api/connectors/*/sessions/*", 0,
+	    route_rc_session },
+	{ EVHTTP_REQ_POST, "/api/connectors/*/sessions/*/submit", 0,
+	    route_rc_submit },
+	{ EVHTTP_REQ_POST, "/api/connectors/*/sessions/*/cancel", 0,
+	    route_rc_cancel },
 	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/start", 0,
 	    route_gh_start },
 	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/poll", 0,
@@ -128,6 +144,15 @@ http_reply(struct evhttp_request *req, int code, const char *json)
 	http_access_log(req, code);
 	evhttp_send_reply(req, code, reason, b);
 	evbuffer_free(b);
+}
+
+void
+http_reply_empty(struct evhttp_request *req, int code)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Cache-Control", "no-store");
+	http_access_log(req, code);
+	evhttp_send_reply(req, code, code == 204 ? "No Content" : "OK", NULL);
 }
 
 void
@@ -381,4 +406,57 @@ route_gh_cancel(struct evhttp_request *req, char **args)
 {
 	(void)args;
 	http_gh_cancel(req);
+}
+
+/* The rclone routes exist for gdrive and onedrive only. */
+static int
+route_rc_connector(struct evhttp_request *req, const char *name)
+{
+	if (http_rclone_connector(name))
+		return 1;
+	http_error(req, 404, "There is no rclone connector named '%.32s'; use "
+	    "gdrive or onedrive.", name);
+	return 0;
+}
+
+static void
+route_rc_list(struct evhttp_request *req, char **args)
+{
+	if (route_rc_connector(req, args[0]))
+		http_rc_list(req, args[0]);
+}
+
+static void
+route_rc_add(struct evhttp_request *req, char **args)
+{
+	if (route_rc_connector(req, args[0]))
+		http_rc_add(req, args[0]);
+}
+
+static void
+route_rc_delete(struct evhttp_request *req, char **args)
+{
+	if (route_rc_connector(req, args[0]))
+		http_rc_delete(req, args[0], args[1]);
+}
+
+static void
+route_rc_session(struct evhttp_request *req, char **args)
+{
+	if (route_rc_connector(req, args[0]))
+		http_rc_session(req, args[0], args[1]);
+}
+
+static void
+route_rc_submit(struct evhttp_request *req, char **args)
+{
+	if (route_rc_connector(req, args[0]))
+		http_rc_submit(req, args[0], args[1]);
+}
+
+static void
+route_rc_cancel(struct evhttp_request *req, char **args)
+{
+	if (route_rc_connector(req, args[0]))
+		http_rc_cancel(req, args[0], args[1]);
 }

@@ -96,6 +96,11 @@ static void
 session_result(struct session *s, uint32_t status, const char *sentence,
     yajl_val ident)
 {
+	if (s->rclone) {
+		session_set(s, status == 200 ? "completed" : "error",
+		    status == 200 ? NULL : sentence);
+		return;
+	}
 	if (status == 200) {
 		session_set(s, "approved", NULL);
 		if (ident != NULL && (s->user = json_copy(ident)) == NULL)
@@ -106,6 +111,32 @@ session_result(struct session *s, uint32_t status, const char *sentence,
 		session_set(s, "expired", sentence);
 	else
 		session_set(s, "error", sentence);
+}
+
+/* rclone flows report their provider URL once; anything else is
+ * hostile. */
+static void
+session_progress(struct session *s, struct msg *m)
+{
+	char		*json, err[128];
+	size_t		 len;
+	yajl_val	 v;
+	const char	*url, *state, *st;
+
+	if (!s->rclone || strcmp(s->status, "pending") != 0 || s->info != NULL)
+		fatalx("protocol violation by worker: unexpected JOB_PROGRESS");
+	if (msg_get_str(m, &json, &len) == -1 || msg_get_end(m) == -1)
+		fatalx("protocol violation by worker: malformed JOB_PROGRESS");
+	v = json_parse(json, len, CD_MSG_STR_MAX, err, sizeof(err));
+	free(json);
+	url = json_obj_str(v, "auth_url");
+	state = json_obj_str(v, "state");
+	st = json_obj_str(v, "status");
+	if (url == NULL || strncmp(url, "https://", 8) != 0 || state == NULL ||
+	    *state == '\0' || st == NULL || strcmp(st, "awaiting_oauth") != 0)
+		fatalx("protocol violation by worker: malformed progress");
+	s->info = v;
+	session_set(s, "awaiting_oauth", NULL);
 }
 
 static void
@@ -126,11 +157,8 @@ session_job_msg(struct session *s, struct msg *m)
 			fatalx("protocol violation by worker: bad JOB_RESULT");
 		session_result(s, status, a, v);
 		session_close_job(s);
-	} else {
-		/* A session's progress after the first report is unexpected
-		 * for a device flow: it is hostile. */
-		fatalx("protocol violation by worker: late JOB_PROGRESS");
-	}
+	} else
+		session_progress(s, m);
 	if (v != NULL)
 		yajl_tree_free(v);
 	free(a);
@@ -183,6 +211,8 @@ session_new(struct preq *p, const char *prefix)
 		return NULL;
 	}
 	snprintf(s->connector, sizeof(s->connector), "%s", p->connector);
+	snprintf(s->remote, sizeof(s->remote), "%s", p->remote);
+	s->rclone = http_rclone_connector(p->connector);
 	snprintf(s->status, sizeof(s->status), "pending");
 	s->job = p->job;
 	s->jobfd = p->jobfd;
@@ -233,7 +263,7 @@ session_count_active(const char *connector)
 struct session *
 session_from_body(struct evhttp_request *req, const char *connector)
 {
-	struct session	*s, *found = NULL;
+	struct session	*found;
 	yajl_val	 body;
 	const char	*id;
 
@@ -244,13 +274,41 @@ session_from_body(struct evhttp_request *req, const char *connector)
 		yajl_tree_free(body);
 		return NULL;
 	}
-	TAILQ_FOREACH(s, &http.sessions, entry)
-		if (strcmp(s->connector, connector) == 0 &&
-		    strcmp(s->id, id) == 0)
-			found = s;
+	found = session_find(connector, id);
 	yajl_tree_free(body);
 	if (found == NULL)
 		http_error(req, 404, "Unknown or expired session; start a new "
 		    "one.");
 	return found;
+}
+
+struct session *
+session_find(const char *connector, const char *id)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &http.sessions, entry)
+		if (strcmp(s->connector, connector) == 0 &&
+		    strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+int
+session_submit(struct session *s, const char *code, const char *state)
+{
+	struct msg	 m;
+	int		 rc;
+
+	if (s->jobfd == -1)
+		return -1;
+	msg_init(&m, MSG_JOB_REQ, s->job);
+	m.secret = 1;
+	rc = msg_put_u32(&m, JOB_OP_SUBMIT) == -1 ||
+	    msg_put_str(&m, code) == -1 || msg_put_str(&m, state) == -1 ||
+	    msg_send(s->jobfd, &m) == -1 ? -1 : 0;
+	msg_free(&m);
+	if (rc == 0)
+		s->submitted = 1;
+	return rc;
 }
