@@ -61,10 +61,12 @@ http_conn_close_cb(struct evhttp_connection *evcon, void *arg)
 
 	(void)arg;
 	TAILQ_FOREACH_SAFE(p, &http.preqs, entry, tmp) {
-		if (p->evcon == evcon) {
-			p->req = NULL;
+		if (p->evcon != evcon)
+			continue;
+		p->req = NULL;
+		/* A held answer is freed when the metadata arrives. */
+		if (!p->meta_wait)
 			preq_finish(p);
-		}
 	}
 }
 
@@ -226,6 +228,57 @@ preq_vault_delete(struct preq *p, const char *remote)
 }
 
 static void
+preq_release_cb(void *arg)
+{
+	struct preq	*p = arg;
+	yajl_val	 id = p->held_ident;
+
+	p->held_ident = NULL;
+	preq_complete(p, p->held_status, "", id);
+	if (id != NULL)
+		yajl_tree_free(id);
+}
+
+/* Callbacks waiting for the next metadata push. */
+struct meta_waiter {
+	void	(*fn)(void *);
+	void	*arg;
+};
+static struct meta_waiter meta_waiters[CD_HTTP_PENDING_MAX * 2];
+static size_t		  meta_nwaiters;
+
+static void
+http_meta_run_waiters(void)
+{
+	struct meta_waiter	 w[sizeof(meta_waiters) /
+				    sizeof(meta_waiters[0])];
+	size_t			 n = meta_nwaiters;
+
+	memcpy(w, meta_waiters, n * sizeof(w[0]));
+	meta_nwaiters = 0;
+	for (size_t i = 0; i < n; i++)
+		w[i].fn(w[i].arg);
+}
+
+void
+http_meta_sync(void (*fn)(void *), void *arg)
+{
+	struct msg m;
+
+	if (http.vaultfd == -1 ||
+	    meta_nwaiters == sizeof(meta_waiters) / sizeof(meta_waiters[0])) {
+		fn(arg);
+		return;
+	}
+	meta_waiters[meta_nwaiters].fn = fn;
+	meta_waiters[meta_nwaiters++].arg = arg;
+	msg_init(&m, MSG_META_REQ, 0);
+	if (msg_send(http.vaultfd, &m) == -1)
+		log_warn("cannot ask the vault for metadata");
+	msg_free(&m);
+}
+
+static void
 http_job_result(struct preq *p, struct msg *m)
 {
 	uint32_t	 status;
@@ -242,6 +295,18 @@ http_job_result(struct preq *p, struct msg *m)
 	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(id)))
 		http_violation("worker", "JOB_RESULT with bad identity");
 	p->answered = 1;
+	if (status == 200 && http.vaultfd != -1) {
+		/* The vault changed something: answer once http's copy of
+		 * its metadata shows it. */
+		p->meta_wait = 1;
+		evtimer_del(p->timer);
+		p->held_status = status;
+		p->held_ident = id;
+		http_meta_sync(preq_release_cb, p);
+		free(sentence);
+		free(ident);
+		return;
+	}
 	preq_complete(p, status, sentence, id);
 	if (id != NULL)
 		yajl_tree_free(id);
@@ -294,6 +359,9 @@ http_job_cb(evutil_socket_t fd, short ev, void *arg)
 		p->jobev = NULL;
 		close(p->jobfd);
 		p->jobfd = -1;
+		/* After its result the worker simply exits. */
+		if (p->answered)
+			return;
 		p->worker_gone = 1;
 		evtimer_add(p->timer, &tv);
 		return;
@@ -368,6 +436,8 @@ http_job_exit(struct msg *m)
 		session_job_exit(m->hdr.job, reason);
 		return;
 	}
+	if (p->answered)
+		return;		/* its result is being delivered */
 	preq_complete(p, 503,
 	    reason == MSG_EXIT_DEADLINE ? "The worker did not finish in time "
 	    "and was stopped; try again." : "The worker ended before it "
@@ -392,6 +462,8 @@ http_vault_lost(void)
 		if (p->at_vault)
 			preq_complete(p, 503, "The credential vault restarted "
 			    "while answering; try again.", NULL);
+	/* Acknowledged writes are durable: answer those held for a push. */
+	http_meta_run_waiters();
 }
 
 static void
@@ -429,6 +501,7 @@ http_meta_push(struct msg *m)
 	if (http.meta != NULL)
 		yajl_tree_free(http.meta);
 	http.meta = v;
+	http_meta_run_waiters();
 }
 
 static void

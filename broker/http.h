@@ -67,6 +67,11 @@ struct preq {
 	int		 at_vault;	/* waiting for a vault answer */
 	int		 answered;	/* the worker sent its result */
 	int		 worker_gone;	/* its channel closed without a result */
+	/* A successful result held until the vault's metadata reflects it,
+	 * so that a status asked right after the answer is not stale. */
+	int		 meta_wait;
+	uint32_t	 held_status;
+	yajl_val	 held_ident;
 	char		 connector[16];
 	preq_done_fn	 done;
 	preq_progress_fn progress;	/* NULL: progress is a violation */
@@ -116,6 +121,13 @@ void http_access_log(struct evhttp_request *req, int code);
 /* Hand a preq's worker channel over to a new session and free the preq
  * (its request must have been answered). */
 struct session *preq_to_session(struct preq *p, const char *prefix);
+
+/*
+ * Run fn(arg) once the vault has pushed metadata that reflects every
+ * write acknowledged so far (a MSG_META_REQ round trip); at once when the
+ * vault is down.
+ */
+void http_meta_sync(void (*fn)(void *), void *arg);
 
 /* http_session.c */
 void session_init(void);

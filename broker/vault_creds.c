@@ -149,6 +149,7 @@ vault_meta_build(size_t *len)
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_map_close(g);
+	vault_rclone_meta(g);
 	yajl_gen_map_close(g);
 	out = json_gen_take(g, len);
 	yajl_gen_free(g);
@@ -193,8 +194,8 @@ vault_answer(int fd, uint16_t type, uint32_t job, uint32_t status,
 }
 
 /* The commit hook of a write: its IPC log line. */
-static int
-vault_commit_cb(void *arg)
+int
+vault_log_cb(void *arg)
 {
 	return vault_log(arg);
 }
@@ -238,7 +239,7 @@ vault_tokens_update(const char *connector, yajl_val entry,
 	if (entry == NULL && json_obj_get(tokens, connector) == NULL) {
 		/* Nothing to remove: log the request, leave the file be. */
 		json_free_secret(tokens);
-		e = vault_commit_cb(rec) == 0 ? STORE_OK : STORE_ERR_LOG;
+		e = vault_log_cb(rec) == 0 ? STORE_OK : STORE_ERR_LOG;
 		if (e == STORE_ERR_LOG)
 			snprintf(err, errlen, "the IPC log cannot be written");
 		goto out;
@@ -252,7 +253,7 @@ vault_tokens_update(const char *connector, yajl_val entry,
 		e = STORE_ERR_IO;
 	} else
 		e = store_write(vault.wsfd, TOKENS_FILE, buf, len,
-		    vault_commit_cb, rec, err, errlen);
+		    vault_log_cb, rec, err, errlen);
 	json_free_secret(tokens);
 out:
 	if (buf != NULL) {
@@ -274,6 +275,35 @@ vault_log_outcome(struct audit_rec *rec, const char *outcome,
 	(void)vault_log(rec);
 }
 
+/* A remote's keys for rclone.conf. */
+static void
+vault_put_remote(struct grant *gr, uint16_t type, const char *json,
+    size_t len)
+{
+	struct audit_rec	 rec;
+	yajl_val		 entry;
+	char			 err[256] = "";
+	uint32_t		 status;
+
+	entry = json_parse(json, len, VAULT_ENTRY_MAX, err, sizeof(err));
+	if (!YAJL_IS_OBJECT(entry))
+		vault_violation("worker", "CRED_PUT_REQ with a malformed entry");
+	vault_rec_worker(&rec, gr, type);
+	rec.outcome = "ok";
+	status = vault_rclone_put(gr, entry, &rec, err, sizeof(err));
+	if (status != 200) {
+		log_warnx("%s", err);
+		if (status != 503)
+			vault_log_outcome(&rec, "error", err);
+	}
+	/* Metadata first: http has it before the worker can report. */
+	if (status == 200)
+		vault_meta_push();
+	vault_answer(gr->fd, MSG_CRED_PUT_ANS, gr->job, status,
+	    status == 200 ? "" : err, NULL);
+	json_free_secret(entry);
+}
+
 static void
 vault_put(struct grant *gr, struct msg *m)
 {
@@ -289,9 +319,17 @@ vault_put(struct grant *gr, struct msg *m)
 	if (msg_get_str(m, &conn, NULL) == -1 ||
 	    msg_get_str(m, &json, &len) == -1 ||
 	    msg_get_str(m, &ident, &ilen) == -1 || msg_get_end(m) == -1 ||
-	    strcmp(conn, gr->connector) != 0 ||
-	    (vc = vault_conn_find(conn)) == NULL)
+	    strcmp(conn, gr->connector) != 0)
 		vault_violation("worker", "CRED_PUT_REQ outside its grant");
+	if (vault_rclone_type(conn) != NULL) {
+		vault_put_remote(gr, m->hdr.type, json, len);
+		free(conn);
+		free(ident);
+		msg_free_secret(json);
+		return;
+	}
+	if ((vc = vault_conn_find(conn)) == NULL)
+		vault_violation("worker", "CRED_PUT_REQ for an unknown connector");
 	entry = json_parse(json, len, VAULT_ENTRY_MAX, err, sizeof(err));
 	sec = json_obj_str(entry, vc->secret);
 	if (!YAJL_IS_OBJECT(entry) || sec == NULL || *sec == '\0')
@@ -322,9 +360,9 @@ vault_put(struct grant *gr, struct msg *m)
 		vault_status_set(conn, "error", NULL);
 		vault_status_set(conn, "user", user ? json_copy(user) : NULL);
 		vault_status_save();
+		vault_meta_push();
 		vault_answer(gr->fd, MSG_CRED_PUT_ANS, gr->job,
 		    vault_store_status(e), e == STORE_OK ? "" : err, NULL);
-		vault_meta_push();
 	}
 	json_free_secret(kept);
 	if (user != NULL)
@@ -412,12 +450,34 @@ vault_mark(struct grant *gr, struct msg *m)
 	if (user != NULL)
 		vault_status_set(conn, "user", user);
 	vault_status_save();
-	vault_answer(gr->fd, MSG_CRED_MARK_ANS, gr->job, 200, NULL, NULL);
 	vault_meta_push();
+	vault_answer(gr->fd, MSG_CRED_MARK_ANS, gr->job, 200, NULL, NULL);
 out:
 	free(conn);
 	free(sentence);
 	free(ident);
+}
+
+/* Remove a token connector's entry (and github_token.json for GitHub). */
+static uint32_t
+vault_delete_token(const char *conn, struct audit_rec *rec, char *err,
+    size_t errlen)
+{
+	enum store_err e;
+
+	e = vault_tokens_update(conn, NULL, rec, err, errlen);
+	if (e != STORE_OK) {
+		if (e != STORE_ERR_LOG)
+			vault_log_outcome(rec, "error", err);
+		return vault_store_status(e);
+	}
+	if (strcmp(conn, "github") == 0 &&
+	    (e = vault_github_file(NULL, NULL, err, errlen)) != STORE_OK)
+		return vault_store_status(e);
+	vault_status_set(conn, "error", NULL);
+	vault_status_set(conn, "user", NULL);
+	vault_status_save();
+	return 200;
 }
 
 void
@@ -426,39 +486,35 @@ vault_handle_delete(struct msg *m)
 	struct audit_rec	 rec;
 	struct msg		 a;
 	char			*conn = NULL, *remote = NULL, err[256] = "";
-	uint32_t		 req, status = 200;
-	enum store_err		 e;
+	uint32_t		 req, status;
 
 	if (msg_get_u32(m, &req) == -1 || msg_get_str(m, &conn, NULL) == -1 ||
 	    msg_get_str(m, &remote, NULL) == -1 || msg_get_end(m) == -1 ||
-	    vault_conn_find(conn) == NULL)
+	    (vault_conn_find(conn) == NULL && vault_rclone_type(conn) == NULL))
 		vault_violation("http", "malformed DELETE_REQ");
 	memset(&rec, 0, sizeof(rec));
 	rec.peer = "http";
 	rec.type = msg_type_name(m->hdr.type);
 	rec.connector = conn;
 	rec.outcome = "ok";
-	e = vault_tokens_update(conn, NULL, &rec, err, sizeof(err));
-	if (e != STORE_OK) {
-		status = vault_store_status(e);
-		if (e != STORE_ERR_LOG)
-			vault_log_outcome(&rec, "error", err);
-	} else {
-		if (strcmp(conn, "github") == 0 &&
-		    (e = vault_github_file(NULL, NULL, err, sizeof(err))) !=
-		    STORE_OK)
-			status = vault_store_status(e);
-		vault_status_set(conn, "error", NULL);
-		vault_status_set(conn, "user", NULL);
-		vault_status_save();
-	}
-	msg_init(&a, MSG_DELETE_ANS, 0);
-	if (msg_put_u32(&a, req) == -1 || msg_put_u32(&a, status) == -1 ||
-	    msg_put_str(&a, err) == -1 || msg_send(vault.httpfd, &a) == -1)
-		log_warn("cannot answer http");
-	msg_free(&a);
+	if (vault_rclone_type(conn) != NULL) {
+		status = vault_rclone_delete(conn, remote, &rec, err,
+		    sizeof(err));
+		if (status != 200 && status != 503)
+			vault_log_outcome(&rec, status == 404 ? "not_found" :
+			    "error", err);
+	} else
+		status = vault_delete_token(conn, &rec, err, sizeof(err));
+	/* The push goes first on the same channel, so http's copy of the
+	 * metadata is current when it answers the client. */
 	if (status == 200)
 		vault_meta_push();
+	msg_init(&a, MSG_DELETE_ANS, 0);
+	if (msg_put_u32(&a, req) == -1 || msg_put_u32(&a, status) == -1 ||
+	    msg_put_str(&a, status == 200 ? "" : err) == -1 ||
+	    msg_send(vault.httpfd, &a) == -1)
+		log_warn("cannot answer http");
+	msg_free(&a);
 	free(conn);
 	free(remote);
 }
