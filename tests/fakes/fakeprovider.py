@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import select
 import signal
 import socketserver
@@ -55,7 +56,8 @@ PROVIDER_HOSTS = (
 
 # Headers worth recording, and those among them that carry a secret.
 LOGGED_HEADERS = ("user-agent", "accept", "content-type", "content-length",
-                  "authorization", "x-manus-api-key", "cookie")
+                  "authorization", "x-manus-api-key", "cookie",
+                  "x-github-api-version")
 SECRET_HEADERS = ("authorization", "x-manus-api-key", "cookie")
 # Query parameters that carry secrets in OAuth-style flows.
 SECRET_PARAMS = ("code", "code_verifier", "client_secret", "access_token",
@@ -127,8 +129,9 @@ class Log:
 class Request:
     """What a provider handler sees of one request."""
 
-    def __init__(self, method, path, headers, body):
+    def __init__(self, method, path, headers, body, host=None):
         self.method = method
+        self.host = host            # the Host header's name, lower case
         self.target = path
         self.path, _, self.query_string = path.partition("?")
         self.query = urllib.parse.parse_qs(self.query_string)
@@ -245,9 +248,400 @@ class Manus(Provider):
         return Response(200, {"ok": True})
 
 
-# One instance per provider class; add GitHub, Vercel, Google and Microsoft
-# here as their classes are written.
-PROVIDER_CLASSES = (Manus,)
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+GH_SCOPES = "repo, read:org, gist"      # X-OAuth-Scopes of every token
+USER_CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+OAUTH_ERRORS = {    # GitHub's error_description for each error code
+    "authorization_pending": "The authorization request is still pending.",
+    "slow_down": "Too many requests have been made in the same timeframe.",
+    "expired_token": "The `device_code` has expired.",
+    "access_denied": "The authorization request was denied.",
+    "incorrect_device_code": "The device_code provided is not valid.",
+    "incorrect_client_credentials":
+        "The client_id and/or client_secret passed are incorrect.",
+    "unsupported_grant_type":
+        "The grant type is not supported by the authorization server.",
+}
+DERIVED = object()   # github_user(): make the name up from the login
+
+
+def github_user(login, uid=None, name=DERIVED):
+    """A /user document like GitHub's (the fields a client may read).
+    name may be None: GitHub's is null for accounts that never set one."""
+    if uid is None:
+        uid = 1000 + int(hashlib.sha256(login.encode()).hexdigest()[:6], 16)
+    return {
+        "login": login, "id": uid,
+        "node_id": "U_fake%d" % uid,
+        "avatar_url": "https://avatars.githubusercontent.com/u/%d?v=4" % uid,
+        "html_url": "https://github.com/" + login,
+        "url": "https://api.github.com/users/" + login,
+        "type": "User", "site_admin": False,
+        "name": login.replace("-", " ").title() if name is DERIVED else name,
+        "company": None, "blog": "", "location": None, "email": None,
+        "bio": None, "public_repos": 3, "followers": 0, "following": 0,
+        "created_at": "2020-01-01T00:00:00Z",
+        "updated_at": "2024-01-01T00:00:00Z",
+    }
+
+
+class DeviceCode:
+    """One device authorization: "pending" until approved, denied or
+    expired; "issued" once the token went out."""
+
+    def __init__(self, client_id, scope, expires_in, interval):
+        self.device_code = secrets.token_hex(20)
+        self.user_code = "%s-%s" % tuple(
+            "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(4))
+            for _ in range(2))
+        self.client_id = client_id
+        self.scope = scope
+        self.expires_in = expires_in
+        self.interval = interval
+        self.created = time.time()
+        self.status = "pending"
+        self.user = None        # set on approval
+        self.token = None       # set when issued
+        self.polls = 0
+        self.last_poll = None
+
+    def effective_status(self):
+        if self.status == "pending" and \
+                time.time() > self.created + self.expires_in:
+            return "expired"
+        return self.status
+
+    def public(self):
+        """For /_fake/github/state: the device code as a fingerprint."""
+        return {"user_code": self.user_code,
+                "device_code": fingerprint(self.device_code),
+                "client_id": self.client_id, "scope": self.scope,
+                "status": self.effective_status(),
+                "login": self.user["login"] if self.user else None,
+                "token": fingerprint(self.token) if self.token else None,
+                "expires_in": self.expires_in, "interval": self.interval,
+                "created": round(self.created, 3), "polls": self.polls,
+                "last_poll": self.last_poll}
+
+
+class GitHub(Provider):
+    """github.com (device flow, as gh 2.23 drives it) and api.github.com
+    (GraphQL viewer query, GET /user for PATs): reference/gh.md 5, 6, 9.
+
+    The OAuth endpoints answer form-urlencoded unless the client asks for
+    JSON with Accept: application/json, and carry errors in a 200 body,
+    like GitHub. Tokens are known either from the device flow or from
+    POST /_fake/github/pat; revoking one makes every check with it 401.
+    """
+
+    name = "github"
+    hosts = ("github.com", "api.github.com")
+    DEFAULTS = {"expires_in": 900, "interval": 1, "device_mode": "normal",
+                "graphql_mode": "normal", "poll_error": None}
+    DEVICE_MODES = ("normal", "404")
+    GRAPHQL_MODES = ("normal", "401")
+    POLL_ERRORS = (None, "slow_down", "incorrect_client_credentials")
+
+    def __init__(self):
+        super().__init__()
+        self.config = dict(self.DEFAULTS)
+        self.codes = []         # DeviceCode, oldest first
+        self.tokens = {}        # token -> {"user", "source", "scopes"}
+        self.revoked = set()    # fingerprints of revoked tokens
+        self.routes = {
+            ("POST", "/login/device/code"): self.device_code,
+            ("POST", "/login/oauth/access_token"): self.access_token,
+            ("POST", "/graphql"): self.graphql,
+            ("GET", "/user"): self.user,
+            ("GET", "/"): self.api_root,
+        }
+
+    def reset(self):
+        super().reset()
+        with self.lock:
+            self.config = dict(self.DEFAULTS)
+            self.codes = []
+            self.tokens = {}
+            self.revoked = set()
+
+    def error_500(self):
+        return Response(500, {"message": "Server Error"})
+
+    def not_found(self, req):
+        return Response(404, {
+            "message": "Not Found",
+            "documentation_url": "https://docs.github.com/rest"})
+
+    # -- helpers
+
+    @staticmethod
+    def form(req):
+        """The form body as {name: first value}."""
+        text = (req.body or b"").decode("utf-8", "replace")
+        return {k: v[0] for k, v in
+                urllib.parse.parse_qs(text, keep_blank_values=True).items()}
+
+    @staticmethod
+    def oauth_reply(req, fields, status=200):
+        """Form-urlencoded unless the client accepts JSON, like GitHub."""
+        accept = (req.headers.get("Accept") or "").lower()
+        if "application/json" in accept:
+            return Response(status, fields)
+        return Response(status, urllib.parse.urlencode(
+            [(k, v) for k, v in fields.items() if v is not None]),
+            "application/x-www-form-urlencoded; charset=utf-8")
+
+    def oauth_error(self, req, code):
+        return self.oauth_reply(req, {
+            "error": code, "error_description": OAUTH_ERRORS[code],
+            "error_uri": "https://docs.github.com/developers/apps/"
+                         "authorizing-oauth-apps#error-codes-for-the-"
+                         "device-flow"})
+
+    def bearer(self, req):
+        """The known, unrevoked token of an Authorization header ("token X"
+        or "Bearer X"), or None."""
+        value = req.headers.get("Authorization") or ""
+        scheme, _, cred = value.partition(" ")
+        cred = cred.strip()
+        if scheme.lower() not in ("token", "bearer") or not cred:
+            return None
+        with self.lock:
+            return cred if cred in self.tokens else None
+
+    @staticmethod
+    def bad_credentials():
+        return Response(401, {
+            "message": "Bad credentials",
+            "documentation_url": "https://docs.github.com/rest"})
+
+    @staticmethod
+    def wrong_host(req, host):
+        """The OAuth endpoints live on github.com, the API on
+        api.github.com: the wrong host is a client bug, answered 404."""
+        return req.host is not None and req.host != host
+
+    # -- github.com: the device flow
+
+    def device_code(self, req):
+        if self.wrong_host(req, "github.com"):
+            return self.not_found(req)
+        with self.lock:
+            cfg = dict(self.config)
+        if cfg["device_mode"] == "404":
+            # gh then falls back to the browser flow (gh.md section 5).
+            return Response(404, b"Not Found", "text/plain")
+        f = self.form(req)
+        if not f.get("client_id"):
+            return self.oauth_error(req, "incorrect_client_credentials")
+        code = DeviceCode(f["client_id"], f.get("scope", ""),
+                          cfg["expires_in"], cfg["interval"])
+        with self.lock:
+            self.codes.append(code)
+        return self.oauth_reply(req, {
+            "device_code": code.device_code, "user_code": code.user_code,
+            "verification_uri": "https://github.com/login/device",
+            "expires_in": code.expires_in, "interval": code.interval})
+
+    def access_token(self, req):
+        if self.wrong_host(req, "github.com"):
+            return self.not_found(req)
+        f = self.form(req)
+        if f.get("grant_type") != DEVICE_GRANT:
+            return self.oauth_error(req, "unsupported_grant_type")
+        with self.lock:
+            code = next((c for c in self.codes
+                         if c.device_code == f.get("device_code")), None)
+            if code is None:
+                return self.oauth_error(req, "incorrect_device_code")
+            code.polls += 1
+            code.last_poll = round(time.time(), 3)
+            if f.get("client_id") != code.client_id:
+                return self.oauth_error(req, "incorrect_client_credentials")
+            status = code.effective_status()
+            if status == "pending" and self.config["poll_error"]:
+                return self.oauth_error(req, self.config["poll_error"])
+            if status == "pending":
+                return self.oauth_error(req, "authorization_pending")
+            if status == "denied":
+                return self.oauth_error(req, "access_denied")
+            if status == "expired":
+                return self.oauth_error(req, "expired_token")
+            if status == "issued":  # a device code is good for one token
+                return self.oauth_error(req, "incorrect_device_code")
+            # approved
+            token = "gho_" + "".join(
+                secrets.choice(USER_CODE_ALPHABET + USER_CODE_ALPHABET.lower())
+                for _ in range(36))
+            code.token = token
+            code.status = "issued"
+            self.tokens[token] = {"user": code.user, "source": "device",
+                                  "scopes": GH_SCOPES}
+        return self.oauth_reply(req, {
+            "access_token": token, "token_type": "bearer",
+            "scope": GH_SCOPES.replace(" ", "")})
+
+    # -- api.github.com
+
+    def graphql(self, req):
+        if self.wrong_host(req, "api.github.com"):
+            return self.not_found(req)
+        token = self.bearer(req)
+        with self.lock:
+            forced = self.config["graphql_mode"] == "401"
+            entry = self.tokens.get(token) if token else None
+        if entry is None or forced:
+            return self.bad_credentials()
+        return Response(200, {"data": {"viewer": {
+            "login": entry["user"]["login"]}}})
+
+    def user(self, req):
+        if self.wrong_host(req, "api.github.com"):
+            return self.not_found(req)
+        token = self.bearer(req)
+        with self.lock:
+            entry = self.tokens.get(token) if token else None
+        if entry is None:
+            return self.bad_credentials()
+        return Response(200, entry["user"], headers={
+            "X-OAuth-Scopes": entry["scopes"],
+            "X-Accepted-OAuth-Scopes": "",
+            "X-GitHub-Media-Type": "github.v3; format=json"})
+
+    def api_root(self, req):
+        """GET https://api.github.com/ (gh auth status, --with-token)."""
+        if self.wrong_host(req, "api.github.com"):
+            return self.not_found(req)
+        token = self.bearer(req)
+        with self.lock:
+            entry = self.tokens.get(token) if token else None
+        if req.headers.get("Authorization") and entry is None:
+            return self.bad_credentials()
+        headers = {"X-OAuth-Scopes": entry["scopes"]} if entry else {}
+        return Response(200, {"current_user_url":
+                              "https://api.github.com/user"}, headers=headers)
+
+    # -- control
+
+    def find_code(self, body, *statuses):
+        """The named device code (user_code), else the newest one in one of
+        the statuses. Call with the lock held."""
+        if not isinstance(body, dict):
+            raise BadControl("body must be an object")
+        want = body.get("user_code")
+        for c in reversed(self.codes):
+            if want is not None and c.user_code != want:
+                continue
+            if want is not None or c.effective_status() in statuses:
+                return c
+        raise LookupError("no such device code" if want else
+                          "no pending device code")
+
+    @staticmethod
+    def id_and_name(body):
+        """Optional "id" (an integer) and "name" (a string, or null for an
+        account without one) of a control request."""
+        uid, name = body.get("id"), body.get("name", DERIVED)
+        if uid is not None and (not isinstance(uid, int) or
+                                isinstance(uid, bool)):
+            raise BadControl("field 'id' must be an integer")
+        if name is not DERIVED and name is not None and \
+                not isinstance(name, str):
+            raise BadControl("field 'name' must be a string or null")
+        return uid, name
+
+    def control_pat(self, body):
+        """Register a token (a PAT) for a user: {"token", "login", "id",
+        "name", "scopes"?}."""
+        token = require_str(body, "token")
+        login = require_str(body, "login")
+        user = github_user(login, *self.id_and_name(body))
+        scopes = body.get("scopes", GH_SCOPES)
+        with self.lock:
+            self.tokens[token] = {"user": user, "source": "pat",
+                                  "scopes": scopes}
+            self.revoked.discard(fingerprint(token))
+        return Response(200, {"ok": True, "user": user})
+
+    def control_revoke(self, body):
+        """Forget a token (PAT or device-flow): every check gets 401."""
+        token = require_str(body, "token")
+        with self.lock:
+            known = self.tokens.pop(token, None) is not None
+            self.revoked.add(fingerprint(token))
+        return Response(200, {"ok": True, "known": known})
+
+    def control_approve(self, body):
+        """Approve the newest pending device code (or {"user_code"}) for
+        {"login"} (default octo-fake), optional "id" and "name"."""
+        if not isinstance(body, dict):
+            raise BadControl("body must be an object")
+        login = body.get("login", "octo-fake")
+        if not isinstance(login, str) or not login:
+            raise BadControl("field 'login' must be a non-empty string")
+        user = github_user(login, *self.id_and_name(body))
+        with self.lock:
+            c = self.find_code(body, "pending")
+            if c.effective_status() != "pending":
+                raise BadControl("device code %s is %s"
+                                 % (c.user_code, c.effective_status()))
+            c.status, c.user = "approved", user
+            return Response(200, {"ok": True, "user_code": c.user_code,
+                                  "user": user})
+
+    def end_code(self, body, status):
+        with self.lock:
+            c = self.find_code(body, "pending", "approved")
+            if c.effective_status() not in ("pending", "approved"):
+                raise BadControl("device code %s is %s"
+                                 % (c.user_code, c.effective_status()))
+            c.status = status
+            return Response(200, {"ok": True, "user_code": c.user_code})
+
+    def control_deny(self, body):
+        """The user cancels at github.com: polls get access_denied."""
+        return self.end_code(body, "denied")
+
+    def control_expire(self, body):
+        """The device code times out: polls get expired_token."""
+        return self.end_code(body, "expired")
+
+    def control_config(self, body):
+        """{"expires_in", "interval", "device_mode": "normal"|"404",
+        "graphql_mode": "normal"|"401", "poll_error": null|"slow_down"|...};
+        keys not given keep their value."""
+        if not isinstance(body, dict):
+            raise BadControl("body must be an object")
+        new = {}
+        for k, v in body.items():
+            if k not in self.DEFAULTS:
+                raise BadControl("unknown config key %r" % k)
+            if k in ("expires_in", "interval") and \
+                    (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise BadControl("%s must be a positive integer" % k)
+            if (k == "device_mode" and v not in self.DEVICE_MODES) or \
+                    (k == "graphql_mode" and v not in self.GRAPHQL_MODES) or \
+                    (k == "poll_error" and v not in self.POLL_ERRORS):
+                raise BadControl("bad value for %s: %r" % (k, v))
+            new[k] = v
+        with self.lock:
+            self.config.update(new)
+            return Response(200, {"ok": True, "config": dict(self.config)})
+
+    def state(self):
+        with self.lock:
+            return {"mode": self.mode, "config": dict(self.config),
+                    "codes": [c.public() for c in self.codes],
+                    "tokens": [{"token": fingerprint(t),
+                                "login": e["user"]["login"],
+                                "source": e["source"]}
+                               for t, e in self.tokens.items()],
+                    "revoked": sorted(self.revoked)}
+
+
+# One instance per provider class; add Vercel, Google and Microsoft here as
+# their classes are written.
+PROVIDER_CLASSES = (Manus, GitHub)
 
 
 class BadControl(Exception):
@@ -384,7 +778,8 @@ class ProviderHandler(BaseHTTPRequestHandler):
         body = self.read_body()
         if body is None:
             return
-        req = Request(self.command, self.path, self.headers, body)
+        req = Request(self.command, self.path, self.headers, body,
+                      host or ctx.sni or ctx.connect_host)
         provider = ctx.fake.provider_for(host, ctx.sni, ctx.connect_host)
         if provider is None:
             resp = Response(404, {"message": "no fake for host %s" % host})
@@ -552,7 +947,20 @@ class ControlHandler(BaseHTTPRequestHandler):
             self.reply(200, {name: {"mode": p.mode}
                              for name, p in self.server.fake.providers.items()})
         else:
-            self.reply(404, {"error": "unknown control path"})
+            state = self.provider_state()
+            if state is None:
+                self.reply(404, {"error": "unknown control path"})
+            else:
+                self.reply(200, state)
+
+    def provider_state(self):
+        """GET /_fake/<provider>/state, for providers that keep some."""
+        parts = self.path.rstrip("/").split("/")
+        if len(parts) != 4 or parts[1] != "_fake" or parts[3] != "state":
+            return None
+        provider = self.server.fake.providers.get(parts[2])
+        state = getattr(provider, "state", None)
+        return state() if state is not None else None
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)

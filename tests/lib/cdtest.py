@@ -270,6 +270,47 @@ class Fake:
     def revoke_manus_key(self, key):
         self.control("POST", "/_fake/manus/revoke", {"key": key})
 
+    def add_github_pat(self, token, login, id, name):  # noqa: A002
+        """Register a token that the fake GitHub accepts for that user;
+        returns the /user document it will answer."""
+        return self.control("POST", "/_fake/github/pat", {
+            "token": token, "login": login, "id": id, "name": name})["user"]
+
+    def revoke_github(self, token):
+        """Forget a GitHub token (PAT or device-flow): checks get 401."""
+        self.control("POST", "/_fake/github/revoke", {"token": token})
+
+    def github_approve(self, login="octo-fake", user_code=None):
+        """Approve the newest pending device code (or user_code) for login.
+        Returns {"ok", "user_code", "user"}."""
+        body = {"login": login}
+        if user_code is not None:
+            body["user_code"] = user_code
+        return self.control("POST", "/_fake/github/approve", body)
+
+    def github_deny(self, user_code=None):
+        """Deny the newest pending device code (or user_code)."""
+        return self.control("POST", "/_fake/github/deny",
+                            {} if user_code is None else
+                            {"user_code": user_code})
+
+    def github_expire(self, user_code=None):
+        """Expire the newest pending device code (or user_code)."""
+        return self.control("POST", "/_fake/github/expire",
+                            {} if user_code is None else
+                            {"user_code": user_code})
+
+    def github_config(self, **kw):
+        """expires_in, interval, device_mode ("normal"|"404"),
+        graphql_mode ("normal"|"401"), poll_error (None|"slow_down"|...).
+        reset() restores the defaults (900, 1, normal, normal, None)."""
+        return self.control("POST", "/_fake/github/config", kw)["config"]
+
+    def github_state(self):
+        """{"mode", "config", "codes": [...], "tokens": [...], "revoked"};
+        device codes and tokens appear as fingerprints."""
+        return self.control("GET", "/_fake/github/state")
+
     def set_mode(self, provider, mode):
         self.control("POST", "/_fake/mode", {"provider": provider, "mode": mode})
 
@@ -328,11 +369,14 @@ class Daemon:
     """
 
     def __init__(self, fake=None, overrides=None, owner=None, files=None,
-                 start=True, binary=None):
+                 start=True, binary=None, env=None):
         """overrides: config keys to add or replace (None removes one).
         owner: user name that gets workspace and home (tests run as root).
-        files: {name: text} written into the workspace before start."""
+        files: {name: text} written into the workspace before start.
+        env: variables added to (or, with None, removed from) the broker's
+        environment, e.g. a hostile one its children must not inherit."""
         self.binary = binary or daemon_binary()
+        self.env = env or {}
         self.dir = tempfile.mkdtemp(prefix="connectord-")
         os.chmod(self.dir, 0o755)
         self.workspace = os.path.join(self.dir, "workspace")
@@ -408,6 +452,8 @@ class Daemon:
         env = {k: v for k, v in os.environ.items()
                if k.lower() not in ("http_proxy", "https_proxy", "all_proxy",
                                     "no_proxy")}
+        env.update(self.env)
+        env = {k: v for k, v in env.items() if v is not None}
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "-d", "-f", self.conf_path],
