@@ -80,7 +80,7 @@ curl_setup(CURL *c, const char *url, struct curl_slist *hl,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	/* An empty proxy string disables the environment's proxies. */
-	curl_easy_setopt(c, CURLOPT_PROXY, conf->https_proxy ?
+	curl_easy_setopt(c, CURLOPT_PROXY, conf->https_proxy && !loopback_http ?
 	    conf->https_proxy : "");
 	if (conf->ca_file != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, conf->ca_file);
