@@ -238,6 +238,25 @@ http_token_reconnect(struct evhttp_request *req, const char *connector)
 		preq_spawn(p, "revalidate", "", JOB_OP_REVALIDATE, NULL);
 }
 
+/* Remotes of a connector's rclone type in the vault's list. */
+static long long
+token_count_remotes(yajl_val remotes, const char *connector)
+{
+	const char	*want = strcmp(connector, "gdrive") == 0 ? "drive" :
+			    "onedrive";
+	long long	 n = 0;
+
+	for (size_t i = 0; YAJL_IS_ARRAY(remotes) && i < remotes->u.array.len;
+	    i++) {
+		const char *t = json_obj_str(remotes->u.array.values[i],
+		    "type");
+
+		if (t != NULL && strcmp(t, want) == 0)
+			n++;
+	}
+	return n;
+}
+
 /* GET /api/connectors: every connector in one answer, from stored state. */
 void
 http_connectors_list(struct evhttp_request *req)
@@ -259,15 +278,16 @@ http_connectors_list(struct evhttp_request *req)
 	yajl_gen_map_open(g);
 	json_gen_str(g, "connectors");
 	yajl_gen_array_open(g);
+	remotes = json_obj_get(http.meta, "remotes");
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		c = http_meta_connector(all[i]);
-		remotes = json_obj_get(c, "remotes");
 		yajl_gen_map_open(g);
 		json_gen_kstr(g, "name", all[i]);
-		if (YAJL_IS_ARRAY(remotes)) {
-			json_gen_kbool(g, "connected", remotes->u.array.len > 0);
-			json_gen_kint(g, "remotes",
-			    (long long)remotes->u.array.len);
+		if (http_rclone_connector(all[i])) {
+			long long n = token_count_remotes(remotes, all[i]);
+
+			json_gen_kbool(g, "connected", n > 0);
+			json_gen_kint(g, "remotes", n);
 		} else
 			json_gen_kbool(g, "connected",
 			    YAJL_IS_TRUE(json_obj_get(c, "stored")) &&

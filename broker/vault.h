@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 #include <stdint.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "audit.h"
@@ -53,11 +54,21 @@ int vault_log(const struct audit_rec *rec);
 
 /* vault_creds.c */
 uint32_t vault_store_status(enum store_err e);
+/* A store commit hook: the IPC log line rec (a struct audit_rec *). */
+int vault_log_cb(void *rec);
 void vault_status_load(void);
 void vault_meta_push(void);
 void vault_handle_delete(struct msg *m);
 void vault_grant_add(struct msg *m);
 void vault_grant_end(uint32_t job);
+
+/* vault_rclone.c: remotes in <workspace>/rclone.conf. */
+const char *vault_rclone_type(const char *connector);
+void vault_rclone_meta(yajl_gen g);
+uint32_t vault_rclone_put(struct grant *gr, yajl_val entry,
+    struct audit_rec *rec, char *err, size_t errlen);
+uint32_t vault_rclone_delete(const char *connector, const char *remote,
+    struct audit_rec *rec, char *err, size_t errlen);
 
 /* vault_github.c: <home>/.xo-cowork/github_token.json, written from a
  * device-flow ("cli") entry, removed for anything else (entry NULL). */
