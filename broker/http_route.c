@@ -47,11 +47,16 @@ static void route_rc_session(struct evhttp_request *, char **);
 static void route_rc_submit(struct evhttp_request *, char **);
 static void route_rc_cancel(struct evhttp_request *, char **);
 static void route_gh_start(struct evhttp_request *, char **);
+static void route_prm(struct evhttp_request *, char **);
 static void route_gh_poll(struct evhttp_request *, char **);
 static void route_gh_cancel(struct evhttp_request *, char **);
 
 static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/healthz", 1, route_healthz },
+	{ EVHTTP_REQ_GET, "/.well-known/oauth-protected-resource", 1,
+	    route_prm },
+	{ EVHTTP_REQ_OPTIONS, "/.well-known/oauth-protected-resource", 1,
+	    route_prm },
 	{ EVHTTP_REQ_GET, "/api/connectors", 0, route_connectors },
 	{ EVHTTP_REQ_POST, "/api/connectors/*/token", 0, route_token },
 	{ EVHTTP_REQ_GET, "/api/connectors/*/status", 0, route_status },
@@ -459,4 +464,65 @@ route_rc_cancel(struct evhttp_request *req, char **args)
 {
 	if (route_rc_connector(req, args[0]))
 		http_rc_cancel(req, args[0], args[1]);
+}
+
+/*
+ * RFC 9728 protected-resource metadata. "resource" is the configured
+ * public URL, never derived from the Host header (§3.3); the document is
+ * public and readable cross-origin, and never cached.
+ */
+static void
+route_prm(struct evhttp_request *req, char **args)
+{
+	const struct config	*conf = &http.ci.conf;
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+	char			 issuer[1100], reg[1100];
+	const char		*p;
+	yajl_gen		 g;
+	char			*out;
+
+	(void)args;
+	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+	evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, OPTIONS");
+	evhttp_add_header(h, "Access-Control-Allow-Headers",
+	    "Content-Type, Authorization");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS) {
+		http_reply(req, 200, "{}");
+		return;
+	}
+	/* The issuer is the authorize URL's origin (https://vercel.com). */
+	p = strstr(conf->vercel_authorize_url, "://");
+	p = p ? strchr(p + 3, '/') : NULL;
+	snprintf(issuer, sizeof(issuer), "%.*s", p ? (int)(p -
+	    conf->vercel_authorize_url) : (int)strlen(conf->vercel_authorize_url),
+	    conf->vercel_authorize_url);
+	snprintf(reg, sizeof(reg), "%s/login/oauth/register",
+	    conf->vercel_api_url);
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "resource", conf->public_url);
+	json_gen_str(g, "authorization_servers");
+	yajl_gen_array_open(g);
+	json_gen_str(g, issuer);
+	yajl_gen_array_close(g);
+	json_gen_str(g, "scopes_supported");
+	yajl_gen_array_open(g);
+	json_gen_str(g, "openid");
+	json_gen_str(g, "email");
+	json_gen_str(g, "profile");
+	json_gen_str(g, "offline_access");
+	yajl_gen_array_close(g);
+	json_gen_str(g, "bearer_methods_supported");
+	yajl_gen_array_open(g);
+	json_gen_str(g, "header");
+	yajl_gen_array_close(g);
+	json_gen_kstr(g, "registration_endpoint", reg);
+	json_gen_kstr(g, "resource_name", "connectord");
+	yajl_gen_map_close(g);
+	if ((out = json_gen_take(g, NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_free(g);
+	http_reply(req, 200, out);
+	free(out);
 }

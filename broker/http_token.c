@@ -23,7 +23,7 @@ struct token_conn {
 
 static const struct token_conn token_conns[] = {
 	{ "github", "GitHub token", 1, 1 },
-	{ "vercel", "Vercel token", 0, 1 },
+	{ "vercel", "Vercel token", 1, 1 },
 	{ "manus", "Manus API key", 1, 0 },
 };
 

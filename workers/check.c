@@ -188,11 +188,113 @@ github_entry(const char *secret, const struct curl_answer *a,
 	return out;
 }
 
+static void
+vercel_request(const char *secret, char *url, size_t ulen,
+    char hdrs[][CD_SECRET_MAX + 64], size_t *nhdrs)
+{
+	snprintf(url, ulen, "%s/v2/user", worker.ci.conf.vercel_api_url);
+	snprintf(hdrs[0], CD_SECRET_MAX + 64, "Authorization: Bearer %s",
+	    secret);
+	snprintf(hdrs[1], CD_SECRET_MAX + 64, "Accept: application/json");
+	*nhdrs = 2;
+}
+
+/* The Vercel account: /v2/user answers {"user": {...}} (or the user). */
+char *
+vercel_identity(yajl_val body)
+{
+	static const char *const keys[][2] = {
+		{ "username", "username" }, { "name", "name" },
+		{ "email", "email" }, { "avatar", "avatar" },
+		{ "preferred_username", "username" }, { "picture", "avatar" },
+	};
+	yajl_val	 u = json_obj_get(body, "user"), id, v;
+	char		*out;
+
+	if (!YAJL_IS_OBJECT(u))
+		u = body;
+	if ((id = json_new_obj()) == NULL)
+		fatalx("out of memory");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		v = json_obj_get(u, keys[i][0]);
+		if ((YAJL_IS_STRING(v) || YAJL_IS_NULL(v)) &&
+		    json_obj_get(id, keys[i][1]) == NULL)
+			json_obj_set(id, keys[i][1], json_copy(v));
+	}
+	out = json_dump(id, 0, NULL);
+	yajl_tree_free(id);
+	return out;
+}
+
+static int
+vercel_interpret(const struct curl_answer *a, struct worker_result *r)
+{
+	yajl_val	 body = NULL, u;
+	char		 err[128];
+	int		 rc = -1;
+
+	if (a->body != NULL && a->len > 0)
+		body = json_parse(a->body, a->len, CD_CURL_BODY_MAX, err,
+		    sizeof(err));
+	u = json_obj_get(body, "user");
+	if (a->code == 401 || a->code == 403) {
+		r->status = 422;
+		snprintf(r->sentence, sizeof(r->sentence), "Vercel rejected "
+		    "the token: it is invalid, expired or revoked.");
+		rc = 0;
+	} else if (a->code == 200 && YAJL_IS_OBJECT(body) &&
+	    (YAJL_IS_OBJECT(u) || json_obj_get(body, "username") != NULL)) {
+		r->identity = vercel_identity(body);
+		rc = 1;
+	} else {
+		r->status = 502;
+		snprintf(r->sentence, sizeof(r->sentence), body == NULL ?
+		    "Vercel answered HTTP %ld with something that is not JSON; "
+		    "try again later." : "Vercel answered HTTP %ld without an "
+		    "account; try again later.", a->code);
+	}
+	if (body != NULL)
+		yajl_tree_free(body);
+	return rc;
+}
+
+static char *
+vercel_entry(const char *secret, const struct curl_answer *a,
+    const char *method)
+{
+	yajl_val	 e, id = NULL;
+	char		*out, err[64];
+	struct worker_result r;
+
+	memset(&r, 0, sizeof(r));
+	(void)vercel_interpret(a, &r);
+	if (r.identity != NULL)
+		id = json_parse(r.identity, strlen(r.identity), CD_MSG_STR_MAX,
+		    err, sizeof(err));
+	if ((e = json_new_obj()) == NULL ||
+	    json_obj_set(e, "access_token", json_new_str(secret)) == -1 ||
+	    json_obj_set(e, "token_type", json_new_str("Bearer")) == -1 ||
+	    json_obj_set(e, "auth_method", json_new_str(method)) == -1 ||
+	    json_obj_set(e, "username", json_new_str(json_obj_str(id,
+	    "username"))) == -1 ||
+	    json_obj_set(e, "name", json_new_str(json_obj_str(id, "name"))) ==
+	    -1)
+		fatalx("out of memory");
+	out = json_dump(e, 0, NULL);
+	json_free_secret(e);
+	if (id != NULL)
+		yajl_tree_free(id);
+	free(r.identity);
+	return out;
+}
+
 static const struct provider providers[] = {
 	{ "manus", "Manus", manus_request, manus_interpret, manus_entry,
 	    "api_key", NULL },
 	{ "github", "GitHub", github_request, github_interpret, github_entry,
 	    "access_token", "pat" },
+	{ "vercel", "Vercel", vercel_request, vercel_interpret, vercel_entry,
+	    "access_token", "api_token" },
 };
 
 static const struct provider *

@@ -49,6 +49,9 @@ void check_run(uint32_t op, const char *secret);
 int check_store(const char *connector, const char *secret,
     const char *method, struct worker_result *r);
 
+/* The Vercel account identity of a /v2/user or userinfo answer. */
+char *vercel_identity(yajl_val body);
+
 /* ghdevice.c: the GitHub device flow through the real gh. */
 void ghdevice_run(uint32_t op);
 
