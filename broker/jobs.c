@@ -43,6 +43,7 @@ static const struct job_kind job_kinds[] = {
 	    0, ",manus,github,vercel," },
 	{ "ghdevice", GRANT_OP_PUT, 0, "gh", 0, ",github," },
 	{ "rclone", GRANT_OP_PUT, 0, "rclone", 1, ",gdrive,onedrive," },
+	{ "oauth", GRANT_OP_PUT | GRANT_OP_CLIENT, 0, NULL, 0, ",vercel," },
 };
 
 static const struct job_kind *

@@ -26,6 +26,8 @@ struct grant {
 	char		 remote[40];
 	uint32_t	 ops;	/* GRANT_OP_* allowed */
 	uint32_t	 used;	/* GRANT_OP_* already done: each once */
+#define VAULT_USED_CLIENT_GET	0x100u	/* vercel_client read */
+#define VAULT_USED_CLIENT_PUT	0x200u	/* vercel_client stored */
 	uint32_t	 pid;
 	int		 fd;
 	struct event	*ev;

@@ -32,6 +32,7 @@ static const struct vault_conn vault_conns[] = {
 	{ "github", "access_token" },
 	{ "vercel", "access_token" },
 	{ "manus", "api_key" },
+	{ "vercel_client", "client_id" },
 };
 
 static const uint16_t permit_worker[] = {
@@ -46,6 +47,31 @@ vault_conn_find(const char *name)
 		if (strcmp(vault_conns[i].name, name) == 0)
 			return &vault_conns[i];
 	return NULL;
+}
+
+/*
+ * The grant check of every worker request, once its connector is known:
+ * the operation must be granted and not used yet. The Vercel OAuth
+ * worker may also read and store the OAuth client ("vercel_client"),
+ * each once, tracked apart from its token.
+ */
+static void
+vault_grant_use(struct grant *gr, uint16_t type, const char *conn)
+{
+	uint32_t op, used;
+
+	op = type == MSG_CRED_PUT_REQ ? GRANT_OP_PUT : type ==
+	    MSG_CRED_GET_REQ ? GRANT_OP_GET : GRANT_OP_MARK;
+	used = op;
+	if (strcmp(conn, "vercel_client") == 0 && type != MSG_CRED_MARK_REQ) {
+		op = GRANT_OP_CLIENT;
+		used = type == MSG_CRED_PUT_REQ ? VAULT_USED_CLIENT_PUT :
+		    VAULT_USED_CLIENT_GET;
+	} else if (strcmp(conn, gr->connector) != 0)
+		vault_violation("worker", "a request for another connector");
+	if (!(gr->ops & op) || (gr->used & used))
+		vault_violation("worker", "a request outside its grant");
+	gr->used |= used;
 }
 
 /* Map a store error to the HTTP status the API reports. */
@@ -318,9 +344,9 @@ vault_put(struct grant *gr, struct msg *m)
 
 	if (msg_get_str(m, &conn, NULL) == -1 ||
 	    msg_get_str(m, &json, &len) == -1 ||
-	    msg_get_str(m, &ident, &ilen) == -1 || msg_get_end(m) == -1 ||
-	    strcmp(conn, gr->connector) != 0)
-		vault_violation("worker", "CRED_PUT_REQ outside its grant");
+	    msg_get_str(m, &ident, &ilen) == -1 || msg_get_end(m) == -1)
+		vault_violation("worker", "malformed CRED_PUT_REQ");
+	vault_grant_use(gr, m->hdr.type, conn);
 	if (vault_rclone_type(conn) != NULL) {
 		vault_put_remote(gr, m->hdr.type, json, len);
 		free(conn);
@@ -382,10 +408,11 @@ vault_get(struct grant *gr, struct msg *m)
 	const char		*sec;
 	enum store_err		 e;
 
-	if (msg_get_str(m, &conn, NULL) == -1 || msg_get_end(m) == -1 ||
-	    strcmp(conn, gr->connector) != 0 ||
-	    (vc = vault_conn_find(conn)) == NULL)
-		vault_violation("worker", "CRED_GET_REQ outside its grant");
+	if (msg_get_str(m, &conn, NULL) == -1 || msg_get_end(m) == -1)
+		vault_violation("worker", "malformed CRED_GET_REQ");
+	vault_grant_use(gr, m->hdr.type, conn);
+	if ((vc = vault_conn_find(conn)) == NULL)
+		vault_violation("worker", "CRED_GET_REQ for an unknown connector");
 	vault_rec_worker(&rec, gr, m->hdr.type);
 	e = store_json_load(vault.wsfd, TOKENS_FILE, &tokens, err, sizeof(err));
 	entry = json_obj_get(tokens, conn);
@@ -432,8 +459,9 @@ vault_mark(struct grant *gr, struct msg *m)
 	if (msg_get_str(m, &conn, NULL) == -1 || msg_get_u32(m, &valid) == -1 ||
 	    msg_get_str(m, &sentence, NULL) == -1 ||
 	    msg_get_str(m, &ident, &ilen) == -1 || msg_get_end(m) == -1 ||
-	    strcmp(conn, gr->connector) != 0 || vault_conn_find(conn) == NULL)
-		vault_violation("worker", "CRED_MARK_REQ outside its grant");
+	    vault_conn_find(conn) == NULL)
+		vault_violation("worker", "malformed CRED_MARK_REQ");
+	vault_grant_use(gr, m->hdr.type, conn);
 	if (ilen > 0 && ((user = json_parse(ident, ilen, VAULT_ENTRY_MAX, err,
 	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(user)))
 		vault_violation("worker", "CRED_MARK_REQ with bad identity");
@@ -553,7 +581,6 @@ vault_worker_cb(evutil_socket_t fd, short ev, void *arg)
 	struct grant	*gr = arg;
 	struct msg	 m;
 	const char	*why;
-	uint32_t	 op;
 	int		 rc;
 
 	(void)ev;
@@ -569,11 +596,6 @@ vault_worker_cb(evutil_socket_t fd, short ev, void *arg)
 	m.secret = 1;
 	if (m.hdr.job != gr->job)
 		vault_violation("worker", "a message for another job");
-	op = m.hdr.type == MSG_CRED_PUT_REQ ? GRANT_OP_PUT :
-	    m.hdr.type == MSG_CRED_GET_REQ ? GRANT_OP_GET : GRANT_OP_MARK;
-	if (!(gr->ops & op) || (gr->used & op))
-		vault_violation("worker", "request outside its grant");
-	gr->used |= op;
 	switch (m.hdr.type) {
 	case MSG_CRED_PUT_REQ:
 		vault_put(gr, &m);

@@ -29,6 +29,9 @@ int json_obj_set(yajl_val obj, const char *key, yajl_val v);
 int json_obj_del(yajl_val obj, const char *key);
 
 yajl_val json_new_obj(void);
+yajl_val json_new_arr(void);
+/* Append v to an array; takes ownership of v (even on error). */
+int json_arr_push(yajl_val arr, yajl_val v);
 yajl_val json_new_str(const char *s);
 yajl_val json_new_int(long long i);
 yajl_val json_new_bool(int b);

@@ -257,6 +257,31 @@ json_new_obj(void)
 }
 
 yajl_val
+json_new_arr(void)
+{
+	return json_new(yajl_t_array);
+}
+
+int
+json_arr_push(yajl_val arr, yajl_val v)
+{
+	yajl_val *vals;
+
+	if (!YAJL_IS_ARRAY(arr) || v == NULL)
+		goto fail;
+	vals = realloc(arr->u.array.values, (arr->u.array.len + 1) *
+	    sizeof(*vals));
+	if (vals == NULL)
+		goto fail;
+	arr->u.array.values = vals;
+	vals[arr->u.array.len++] = v;
+	return 0;
+fail:
+	json_free_secret(v);
+	return -1;
+}
+
+yajl_val
 json_new_str(const char *s)
 {
 	yajl_val v;

@@ -98,11 +98,14 @@ enum msg_type {
 #define JOB_OP_DEVICE		3	/* run the GitHub device flow */
 #define JOB_OP_RCLONE		4	/* run rclone authorize for a remote */
 #define JOB_OP_SUBMIT		5	/* the pasted code (secret), state */
+#define JOB_OP_OAUTH		6	/* start a Vercel OAuth (PKCE) flow */
 
 /* Grant operations: what a worker may ask of the vault. */
 #define GRANT_OP_PUT	0x01u	/* store the credential of its connector */
 #define GRANT_OP_GET	0x02u	/* read the one credential it names */
 #define GRANT_OP_MARK	0x04u	/* record a revalidation outcome */
+#define GRANT_OP_CLIENT	0x08u	/* read and store the Vercel OAuth client
+				   (vercel_client), once each */
 
 /* Why a job ended, as the broker reports it in MSG_JOB_EXIT. */
 enum msg_exit_reason {

@@ -91,6 +91,13 @@ curl_setup(CURL *c, const char *url, struct curl_slist *hl,
 int
 curl_get(const char *url, const char *const *headers, struct curl_answer *a)
 {
+	return curl_post(url, headers, NULL, a);
+}
+
+int
+curl_post(const char *url, const char *const *headers, const char *body,
+    struct curl_answer *a)
+{
 	CURL			*c;
 	struct curl_slist	*hl = NULL, *t;
 	char			 errbuf[CURL_ERROR_SIZE] = "";
@@ -107,6 +114,10 @@ curl_get(const char *url, const char *const *headers, struct curl_answer *a)
 		hl = t;
 	}
 	curl_setup(c, url, hl, a, errbuf);
+	if (body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->code);
 	{

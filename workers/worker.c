@@ -232,6 +232,8 @@ main(int argc, char *argv[])
 		ghdevice_run(op);
 	else if (strcmp(worker.ci.kind, "rclone") == 0)
 		rclone_run(op);
+	else if (strcmp(worker.ci.kind, "oauth") == 0)
+		vercel_run(op);
 	else
 		check_run(op, secret);
 	msg_free_secret(secret);

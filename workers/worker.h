@@ -55,6 +55,9 @@ char *vercel_identity(yajl_val body);
 /* ghdevice.c: the GitHub device flow through the real gh. */
 void ghdevice_run(uint32_t op);
 
+/* vercel.c: the Vercel OAuth flow with PKCE. */
+void vercel_run(uint32_t op);
+
 /* rclone.c: the Drive / OneDrive flow through the real rclone. */
 void rclone_run(uint32_t op);
 
@@ -72,6 +75,9 @@ struct curl_answer {
 	int		 timed_out;
 };
 int curl_get(const char *url, const char *const *headers,
+    struct curl_answer *a);
+/* A POST of body (NUL-terminated; its Content-Type among headers). */
+int curl_post(const char *url, const char *const *headers, const char *body,
     struct curl_answer *a);
 void curl_answer_free(struct curl_answer *a);
 

@@ -1,0 +1,448 @@
+/*
+ * The Vercel OAuth flow (authorization code with PKCE S256). This worker
+ * makes the state and the code verifier and never lets the verifier out:
+ * http gets the authorize URL, the state and an opaque verifier id, and
+ * later hands back the code with its state; the exchange, the identity
+ * lookup (userinfo, falling back to /v2/user) and the handover to the
+ * vault all happen here. Without a configured client id, a client is
+ * registered once (RFC 7591) for the configured redirect URI and kept by
+ * the vault under "vercel_client"; a client registered for another
+ * redirect URI is registered again.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "ctcmp.h"
+#include "json.h"
+#include "log.h"
+#include "msg.h"
+#include "paste.h"
+#include "worker.h"
+
+#define VC_SCOPE	"openid email profile offline_access"
+
+struct vc_flow {
+	char	 client_id[256];
+	char	 client_secret[256];	/* "" for a public client */
+	char	 state[64];
+	char	 verifier[64];
+	char	 verifier_id[40];
+};
+
+static void
+vc_fail(uint32_t status, const char *sentence)
+{
+	struct worker_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.status = status;
+	snprintf(r.sentence, sizeof(r.sentence), "%s", sentence);
+	worker_answer(&r);
+}
+
+/* n random bytes as unpadded base64url. */
+static void
+vc_random_b64url(char *out, size_t outlen, size_t n)
+{
+	unsigned char	 raw[48], enc[80];
+	int		 len;
+
+	if (n > sizeof(raw) || RAND_bytes(raw, (int)n) != 1)
+		fatalx("no randomness");
+	len = EVP_EncodeBlock(enc, raw, (int)n);
+	explicit_bzero(raw, sizeof(raw));
+	for (int i = 0; i < len; i++)
+		enc[i] = enc[i] == '+' ? '-' : enc[i] == '/' ? '_' : enc[i];
+	while (len > 0 && enc[len - 1] == '=')
+		len--;
+	snprintf(out, outlen, "%.*s", len, enc);
+	explicit_bzero(enc, sizeof(enc));
+}
+
+/* S256: base64url(SHA-256(verifier)), unpadded. */
+static void
+vc_challenge(const char *verifier, char *out, size_t outlen)
+{
+	unsigned char	 md[32], enc[64];
+	unsigned int	 mdlen = 0;
+	int		 len;
+
+	if (EVP_Digest(verifier, strlen(verifier), md, &mdlen, EVP_sha256(),
+	    NULL) != 1 || mdlen != sizeof(md))
+		fatalx("SHA-256 failed");
+	len = EVP_EncodeBlock(enc, md, (int)mdlen);
+	for (int i = 0; i < len; i++)
+		enc[i] = enc[i] == '+' ? '-' : enc[i] == '/' ? '_' : enc[i];
+	while (len > 0 && enc[len - 1] == '=')
+		len--;
+	snprintf(out, outlen, "%.*s", len, enc);
+}
+
+/* Does the stored client match the configured redirect URI? */
+static int
+vc_client_usable(yajl_val client, const char *redirect)
+{
+	yajl_val uris = json_obj_get(client, "redirect_uris");
+
+	if (json_obj_str(client, "client_id") == NULL || !YAJL_IS_ARRAY(uris))
+		return 0;
+	for (size_t i = 0; i < uris->u.array.len; i++) {
+		const char *u = YAJL_GET_STRING(uris->u.array.values[i]);
+
+		if (u != NULL && strcmp(u, redirect) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static char *
+vc_register_body(const char *redirect)
+{
+	yajl_gen	 g;
+	char		*out;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "client_name", "connectord");
+	json_gen_str(g, "redirect_uris");
+	yajl_gen_array_open(g);
+	json_gen_str(g, redirect);
+	yajl_gen_array_close(g);
+	json_gen_kstr(g, "token_endpoint_auth_method", "none");
+	json_gen_str(g, "grant_types");
+	yajl_gen_array_open(g);
+	json_gen_str(g, "authorization_code");
+	json_gen_str(g, "refresh_token");
+	yajl_gen_array_close(g);
+	json_gen_str(g, "response_types");
+	yajl_gen_array_open(g);
+	json_gen_str(g, "code");
+	yajl_gen_array_close(g);
+	json_gen_kstr(g, "scope", VC_SCOPE);
+	yajl_gen_map_close(g);
+	out = json_gen_take(g, NULL);
+	yajl_gen_free(g);
+	return out;
+}
+
+/* RFC 7591 registration; the vault keeps the client. 0 or -1 (answered). */
+static int
+vc_register(struct vc_flow *f, const char *redirect)
+{
+	const struct config	*conf = &worker.ci.conf;
+	const char		*hdrs[] = { "Content-Type: application/json",
+				    "Accept: application/json", NULL };
+	struct curl_answer	 a;
+	char			 url[1100], err[64], sentence[256];
+	char			*body, *entry;
+	yajl_val		 v = NULL, uris;
+	const char		*id, *sec;
+
+	snprintf(url, sizeof(url), "%s/login/oauth/register",
+	    conf->vercel_api_url);
+	if ((body = vc_register_body(redirect)) == NULL)
+		fatalx("out of memory");
+	if (curl_post(url, hdrs, body, &a) == 0 && (a.code == 200 ||
+	    a.code == 201) && a.body != NULL)
+		v = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
+		    sizeof(err));
+	free(body);
+	curl_answer_free(&a);
+	if ((id = json_obj_str(v, "client_id")) == NULL || *id == '\0' ||
+	    strlen(id) >= sizeof(f->client_id)) {
+		if (v != NULL)
+			json_free_secret(v);
+		vc_fail(502, "Vercel did not register an OAuth client for "
+		    "connectord; try again later or set vercel_client_id.");
+		return -1;
+	}
+	sec = json_obj_str(v, "client_secret");
+	snprintf(f->client_id, sizeof(f->client_id), "%s", id);
+	snprintf(f->client_secret, sizeof(f->client_secret), "%s",
+	    sec ? sec : "");
+	/* Keep what Vercel returned, with the redirect we registered. */
+	if (!YAJL_IS_ARRAY(json_obj_get(v, "redirect_uris"))) {
+		if ((uris = json_new_arr()) == NULL ||
+		    json_arr_push(uris, json_new_str(redirect)) == -1 ||
+		    json_obj_set(v, "redirect_uris", uris) == -1)
+			fatalx("out of memory");
+	}
+	if ((entry = json_dump(v, 0, NULL)) == NULL)
+		fatalx("out of memory");
+	json_free_secret(v);
+	if (worker_vault_put("vercel_client", entry, NULL, sentence,
+	    sizeof(sentence)) != 200)
+		log_warnx("the registered client could not be kept: %s",
+		    sentence);
+	msg_free_secret(entry);
+	return 0;
+}
+
+/* The client: configured, kept by the vault, or registered now. */
+static int
+vc_client(struct vc_flow *f)
+{
+	const struct config	*conf = &worker.ci.conf;
+	char			*entry = NULL, sentence[256], err[64];
+	yajl_val		 c = NULL;
+	const char		*sec;
+
+	if (conf->vercel_client_id != NULL) {
+		snprintf(f->client_id, sizeof(f->client_id), "%s",
+		    conf->vercel_client_id);
+		return 0;
+	}
+	if (worker_vault_get("vercel_client", &entry, sentence,
+	    sizeof(sentence)) == 200 && entry != NULL)
+		c = json_parse(entry, strlen(entry), CD_MSG_STR_MAX, err,
+		    sizeof(err));
+	msg_free_secret(entry);
+	if (vc_client_usable(c, conf->vercel_redirect_uri) &&
+	    strlen(json_obj_str(c, "client_id")) < sizeof(f->client_id)) {
+		sec = json_obj_str(c, "client_secret");
+		snprintf(f->client_id, sizeof(f->client_id), "%s",
+		    json_obj_str(c, "client_id"));
+		snprintf(f->client_secret, sizeof(f->client_secret), "%s",
+		    sec ? sec : "");
+		json_free_secret(c);
+		return 0;
+	}
+	if (c != NULL)
+		json_free_secret(c);
+	return vc_register(f, conf->vercel_redirect_uri);
+}
+
+/* Tell http the authorize URL, the state and the verifier's id. */
+static void
+vc_report(struct vc_flow *f)
+{
+	const struct config	*conf = &worker.ci.conf;
+	char			 challenge[64], url[8192];
+	char			 eid[800], ered[3200], esc[200];
+	yajl_gen		 g;
+	char			*out;
+
+	vc_challenge(f->verifier, challenge, sizeof(challenge));
+	if (paste_encode(f->client_id, eid, sizeof(eid)) == -1 ||
+	    paste_encode(conf->vercel_redirect_uri, ered, sizeof(ered)) == -1 ||
+	    paste_encode(VC_SCOPE, esc, sizeof(esc)) == -1)
+		fatalx("client id or redirect URI too long");
+	snprintf(url, sizeof(url), "%s?client_id=%s&response_type=code&"
+	    "redirect_uri=%s&state=%s&code_challenge=%s&"
+	    "code_challenge_method=S256&scope=%s", conf->vercel_authorize_url,
+	    eid, ered, f->state, challenge, esc);
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "authorize_url", url);
+	json_gen_kstr(g, "state", f->state);
+	json_gen_kstr(g, "code_verifier_id", f->verifier_id);
+	yajl_gen_map_close(g);
+	if ((out = json_gen_take(g, NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_free(g);
+	worker_progress(out);
+	free(out);
+}
+
+/* Wait (until the deadline kills us) for http's code; malloc'd. */
+static char *
+vc_wait_code(struct vc_flow *f)
+{
+	struct msg	 m;
+	uint32_t	 op;
+	char		*code = NULL, *state = NULL;
+	int		 rc;
+
+	rc = msg_recv(worker.httpfd, &m, CD_MSG_PAYLOAD_MAX);
+	if (rc == 0)
+		fatalx("http went away");
+	if (rc != 1)
+		fatalx("protocol violation by http: malformed frame");
+	m.secret = 1;
+	if (m.hdr.type != MSG_JOB_REQ || m.hdr.job != worker.job ||
+	    msg_get_u32(&m, &op) == -1 || op != JOB_OP_SUBMIT ||
+	    msg_get_str(&m, &code, NULL) == -1 ||
+	    msg_get_str(&m, &state, NULL) == -1 || msg_get_end(&m) == -1 ||
+	    !ct_streq(state, f->state))
+		fatalx("protocol violation by http: malformed code handover");
+	msg_free(&m);
+	free(state);
+	return code;
+}
+
+/* The token request's form body. malloc'd. */
+static char *
+vc_token_form(struct vc_flow *f, const char *code)
+{
+	const struct config	*conf = &worker.ci.conf;
+	char			 ec[3 * PASTE_FIELD_MAX + 1], eid[800];
+	char			 ered[3200], esec[800], *out;
+	size_t			 len;
+
+	if (paste_encode(code, ec, sizeof(ec)) == -1 ||
+	    paste_encode(f->client_id, eid, sizeof(eid)) == -1 ||
+	    paste_encode(conf->vercel_redirect_uri, ered, sizeof(ered)) == -1 ||
+	    paste_encode(f->client_secret, esec, sizeof(esec)) == -1)
+		return NULL;
+	len = strlen(ec) + strlen(eid) + strlen(ered) + strlen(esec) + 256;
+	if ((out = malloc(len)) == NULL)
+		fatalx("out of memory");
+	snprintf(out, len, "grant_type=authorization_code&code=%s&client_id=%s"
+	    "&redirect_uri=%s&code_verifier=%s%s%s", ec, eid, ered,
+	    f->verifier, esec[0] ? "&client_secret=" : "", esec);
+	explicit_bzero(ec, sizeof(ec));
+	explicit_bzero(esec, sizeof(esec));
+	return out;
+}
+
+/* Exchange the code. The token answer (parsed) or NULL (r filled). */
+static yajl_val
+vc_exchange(struct vc_flow *f, const char *code, struct worker_result *r)
+{
+	const char	*hdrs[] = { "Content-Type: "
+			    "application/x-www-form-urlencoded",
+			    "Accept: application/json", NULL };
+	struct curl_answer a;
+	char		 url[1100], err[64], *form;
+	yajl_val	 v = NULL;
+
+	snprintf(url, sizeof(url), "%s/login/oauth/token",
+	    worker.ci.conf.vercel_api_url);
+	if ((form = vc_token_form(f, code)) == NULL) {
+		r->status = 400;
+		snprintf(r->sentence, sizeof(r->sentence), "The code is too "
+		    "long.");
+		return NULL;
+	}
+	if (curl_post(url, hdrs, form, &a) == 0 && a.body != NULL)
+		v = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
+		    sizeof(err));
+	msg_free_secret(form);
+	if (a.code == 200 && json_obj_str(v, "access_token") != NULL) {
+		curl_answer_free(&a);
+		return v;
+	}
+	r->status = a.code == 400 || a.code == 401 ? 422 : 502;
+	if (r->status == 422)
+		snprintf(r->sentence, sizeof(r->sentence), "Vercel did not "
+		    "accept the authorization code (expired, used already, or "
+		    "the PKCE check failed); start again.");
+	else if (a.code == 0)
+		snprintf(r->sentence, sizeof(r->sentence), "Vercel could not be "
+		    "reached (%s); try again later.", a.error);
+	else
+		snprintf(r->sentence, sizeof(r->sentence), "Vercel's token "
+		    "endpoint answered HTTP %ld; try again later.", a.code);
+	if (v != NULL)
+		json_free_secret(v);
+	curl_answer_free(&a);
+	return NULL;
+}
+
+/* The account: OIDC userinfo, else /v2/user. malloc'd JSON or NULL. */
+static char *
+vc_identity(const char *token)
+{
+	static const char *const paths[] = { "/login/oauth/userinfo",
+	    "/v2/user" };
+	struct curl_answer	 a;
+	char			 url[1100], auth[CD_SECRET_MAX + 64], err[64];
+	const char		*hdrs[] = { auth, "Accept: application/json",
+				    NULL };
+	char			*id = NULL;
+	yajl_val		 v;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	for (size_t i = 0; i < 2 && id == NULL; i++) {
+		snprintf(url, sizeof(url), "%s%s",
+		    worker.ci.conf.vercel_api_url, paths[i]);
+		if (curl_get(url, hdrs, &a) == 0 && a.code == 200 &&
+		    a.body != NULL && (v = json_parse(a.body, a.len,
+		    CD_CURL_BODY_MAX, err, sizeof(err))) != NULL) {
+			if (YAJL_IS_OBJECT(v))
+				id = vercel_identity(v);
+			yajl_tree_free(v);
+		}
+		curl_answer_free(&a);
+	}
+	explicit_bzero(auth, sizeof(auth));
+	return id;
+}
+
+static char *
+vc_entry(yajl_val tok, const char *ident)
+{
+	yajl_val	 e, id, exp = json_obj_get(tok, "expires_in");
+	const char	*rt = json_obj_str(tok, "refresh_token");
+	char		*out, err[64];
+	long long	 expires = YAJL_IS_INTEGER(exp) ? exp->u.number.i : 3600;
+
+	id = ident ? json_parse(ident, strlen(ident), CD_MSG_STR_MAX, err,
+	    sizeof(err)) : NULL;
+	if ((e = json_new_obj()) == NULL ||
+	    json_obj_set(e, "access_token",
+	    json_new_str(json_obj_str(tok, "access_token"))) == -1 ||
+	    json_obj_set(e, "refresh_token", rt ? json_new_str(rt) :
+	    json_new_null()) == -1 ||
+	    json_obj_set(e, "expires_at", json_new_int((long long)time(NULL) +
+	    expires)) == -1 ||
+	    json_obj_set(e, "token_type", json_new_str("Bearer")) == -1 ||
+	    json_obj_set(e, "auth_method", json_new_str("oauth")) == -1 ||
+	    json_obj_set(e, "username", json_new_str(json_obj_str(id,
+	    "username"))) == -1 ||
+	    json_obj_set(e, "name", json_new_str(json_obj_str(id,
+	    "name"))) == -1 ||
+	    json_obj_set(e, "email", json_new_str(json_obj_str(id,
+	    "email"))) == -1)
+		fatalx("out of memory");
+	out = json_dump(e, 0, NULL);
+	json_free_secret(e);
+	if (id != NULL)
+		yajl_tree_free(id);
+	return out;
+}
+
+void
+vercel_run(uint32_t op)
+{
+	static struct vc_flow	 f;
+	struct worker_result	 r;
+	yajl_val		 tok;
+	char			*code, *entry;
+
+	if (op != JOB_OP_OAUTH)
+		fatalx("protocol violation by http: op %u for Vercel OAuth", op);
+	memset(&r, 0, sizeof(r));
+	if (vc_client(&f) == -1)
+		return;
+	vc_random_b64url(f.state, sizeof(f.state), 32);
+	vc_random_b64url(f.verifier, sizeof(f.verifier), 32);
+	vc_random_b64url(f.verifier_id, sizeof(f.verifier_id), 16);
+	vc_report(&f);
+	code = vc_wait_code(&f);
+	tok = vc_exchange(&f, code, &r);
+	msg_free_secret(code);
+	explicit_bzero(f.verifier, sizeof(f.verifier));
+	if (tok != NULL) {
+		r.identity = vc_identity(json_obj_str(tok, "access_token"));
+		if ((entry = vc_entry(tok, r.identity)) == NULL)
+			fatalx("out of memory");
+		r.status = worker_vault_put("vercel", entry, r.identity,
+		    r.sentence, sizeof(r.sentence));
+		msg_free_secret(entry);
+		json_free_secret(tok);
+	}
+	if (r.status == 200)
+		r.sentence[0] = '\0';
+	worker_answer(&r);
+	free(r.identity);
+	explicit_bzero(&f, sizeof(f));
+}
