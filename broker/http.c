@@ -117,6 +117,8 @@ preq_finish(struct preq *p)
 			log_warn("cannot cancel job %u", p->job);
 		msg_free(&m);
 	}
+	if (p->owner != NULL)
+		p->owner->waiter = NULL;
 	if (p->jobev != NULL)
 		event_free(p->jobev);
 	if (p->jobfd != -1)
@@ -138,6 +140,13 @@ preq_complete(struct preq *p, uint32_t status, const char *sentence,
 		p->done(p, status, sentence, ident);
 	p->req = NULL;
 	preq_finish(p);
+}
+
+void
+preq_complete_public(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident)
+{
+	preq_complete(p, status, sentence, ident);
 }
 
 static void

@@ -50,6 +50,9 @@ struct session {
 	char		 remote[40];	/* rclone flows: the remote's name */
 	int		 rclone;	/* an rclone flow (gdrive, onedrive) */
 	int		 submitted;	/* a code went to the worker */
+	/* The request waiting for this flow's result (Vercel's callback or
+	 * exchange); the session ends with it, its state used once. */
+	struct preq	*waiter;
 };
 
 /* A client request waiting for a worker or the vault. */
@@ -79,6 +82,8 @@ struct preq {
 	 * once, like 202 for an rclone flow). */
 	void		(*spawned)(struct preq *p);
 	char		 remote[40];
+	struct session	*owner;		/* the session it waits on */
+	int		 html;		/* answer with a page (/callback) */
 	struct timespec	 start;
 };
 
@@ -106,6 +111,9 @@ int preq_spawn(struct preq *p, const char *kind, const char *remote,
     uint32_t op, char *secret);
 int preq_vault_delete(struct preq *p, const char *remote);
 void preq_finish(struct preq *p);
+/* Deliver an outcome to the request's handler and free it. */
+void preq_complete_public(struct preq *p, uint32_t status,
+    const char *sentence, yajl_val ident);
 
 /* http_route.c */
 void http_route_cb(struct evhttp_request *req, void *arg);
@@ -157,6 +165,11 @@ void http_rc_submit(struct evhttp_request *req, const char *c,
     const char *id);
 void http_rc_cancel(struct evhttp_request *req, const char *c,
     const char *id);
+
+/* http_vercel.c: Vercel OAuth (PKCE) and the callback page. */
+void http_vc_start(struct evhttp_request *req);
+void http_vc_exchange(struct evhttp_request *req);
+void http_vc_callback(struct evhttp_request *req);
 
 /* http_token.c */
 void http_token_save(struct evhttp_request *req, const char *connector);

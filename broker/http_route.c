@@ -48,6 +48,9 @@ static void route_rc_submit(struct evhttp_request *, char **);
 static void route_rc_cancel(struct evhttp_request *, char **);
 static void route_gh_start(struct evhttp_request *, char **);
 static void route_prm(struct evhttp_request *, char **);
+static void route_vc_start(struct evhttp_request *, char **);
+static void route_vc_exchange(struct evhttp_request *, char **);
+static void route_vc_callback(struct evhttp_request *, char **);
 static void route_gh_poll(struct evhttp_request *, char **);
 static void route_gh_cancel(struct evhttp_request *, char **);
 
@@ -57,6 +60,11 @@ static const struct route routes[] = {
 	    route_prm },
 	{ EVHTTP_REQ_OPTIONS, "/.well-known/oauth-protected-resource", 1,
 	    route_prm },
+	{ EVHTTP_REQ_GET, "/callback", 1, route_vc_callback },
+	{ EVHTTP_REQ_GET, "/api/connectors/vercel/oauth/start", 0,
+	    route_vc_start },
+	{ EVHTTP_REQ_POST, "/api/connectors/vercel/oauth/exchange", 0,
+	    route_vc_exchange },
 	{ EVHTTP_REQ_GET, "/api/connectors", 0, route_connectors },
 	{ EVHTTP_REQ_POST, "/api/connectors/*/token", 0, route_token },
 	{ EVHTTP_REQ_GET, "/api/connectors/*/status", 0, route_status },
@@ -525,4 +533,25 @@ route_prm(struct evhttp_request *req, char **args)
 	yajl_gen_free(g);
 	http_reply(req, 200, out);
 	free(out);
+}
+
+static void
+route_vc_start(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_vc_start(req);
+}
+
+static void
+route_vc_exchange(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_vc_exchange(req);
+}
+
+static void
+route_vc_callback(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_vc_callback(req);
 }

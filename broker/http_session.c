@@ -73,6 +73,14 @@ session_free(struct session *s, int cancel)
 {
 	struct msg m;
 
+	if (s->waiter != NULL) {
+		struct preq *w = s->waiter;
+
+		s->waiter = NULL;
+		w->owner = NULL;
+		preq_complete_public(w, 503, "The flow ended before it "
+		    "completed; start again.", NULL);
+	}
 	if (cancel && s->job != 0) {
 		msg_init(&m, MSG_JOB_CANCEL, s->job);
 		if (msg_send(CHILD_CTL_FD, &m) == -1)
@@ -157,6 +165,21 @@ session_job_msg(struct session *s, struct msg *m)
 			fatalx("protocol violation by worker: bad JOB_RESULT");
 		session_result(s, status, a, v);
 		session_close_job(s);
+		if (s->waiter != NULL) {
+			struct preq *w = s->waiter;
+
+			/* A Vercel flow ends with its answer: its state is
+			 * single-use. */
+			s->waiter = NULL;
+			w->owner = NULL;
+			preq_complete_public(w, status, a, v);
+			if (v != NULL)
+				yajl_tree_free(v);
+			free(a);
+			free(b);
+			session_free(s, 0);
+			return;
+		}
 	} else
 		session_progress(s, m);
 	if (v != NULL)
