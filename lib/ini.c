@@ -905,6 +905,7 @@ ini_delete(const char *buf, size_t len, const char *name, size_t *outlen,
 	struct ini_doc	 doc;
 	struct ini_sect	*s;
 	char		*out = NULL, show[INI_SHOW_MAX];
+	size_t		 cut;
 	int		 rc;
 
 	*outlen = 0;
@@ -914,14 +915,24 @@ ini_delete(const char *buf, size_t len, const char *name, size_t *outlen,
 		    ini_show(name, strlen(name), show));
 	if (s == NULL)
 		goto done;
-	*outlen = s->gap + len - s->end;
+	/*
+	 * The empty line above the header goes too only when an empty line
+	 * also follows the extent: two separators would otherwise meet. At
+	 * the end of the file it stays, so a file that ended in a blank line
+	 * (as rclone writes it) still does after an add and a delete.
+	 */
+	cut = s->gap;
+	if (s->end >= len || !(buf[s->end] == '\n' || (buf[s->end] == '\r' &&
+	    s->end + 1 < len && buf[s->end + 1] == '\n')))
+		cut = s->start;
+	*outlen = cut + len - s->end;
 	if ((out = malloc(*outlen + 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		*outlen = 0;
 		goto done;
 	}
-	memcpy(out, buf, s->gap);
-	memcpy(out + s->gap, buf + s->end, len - s->end);
+	memcpy(out, buf, cut);
+	memcpy(out + cut, buf + s->end, len - s->end);
 	out[*outlen] = '\0';
 done:
 	ini_doc_free(&doc);
