@@ -143,17 +143,27 @@ rc_progress(const char *auth_url, const char *state)
 	free(out);
 }
 
+static void rc_explain(struct rc_flow *, int, struct worker_result *);
+
 /* Wait for the local URL and report the provider's. 0 or -1 (answered). */
 static int
 rc_wait_url(struct rc_flow *f)
 {
-	char	 auth_url[4096];
-	int	 rc = 1;
+	struct worker_result	 r;
+	char			 auth_url[4096];
+	int			 rc = 1;
 
 	for (int i = 0; i < RC_URL_WAIT_SEC * 10 && rc != 0; i++) {
 		rc = tool_read(&f->t, 100);
 		if (rc_parse_url(f))
 			break;
+	}
+	if (f->port == 0 && rc == 0) {
+		/* rclone gave up at once (its port taken, ...): say why. */
+		memset(&r, 0, sizeof(r));
+		rc_explain(f, tool_wait(&f->t), &r);
+		worker_answer(&r);
+		return -1;
 	}
 	if (f->port == 0) {
 		tool_kill(&f->t);
