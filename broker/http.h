@@ -53,6 +53,12 @@ struct session {
 	/* The request waiting for this flow's result (Vercel's callback or
 	 * exchange); the session ends with it, its state used once. */
 	struct preq	*waiter;
+	int		 cancelling;	/* answers 404; freed at the job's end */
+	/* An rclone flow's result, shown only once the broker reports the
+	 * worker's end (and so the port lock's release). */
+	int		 held;
+	uint32_t	 held_code;
+	char		*held_sentence;
 };
 
 /* A client request waiting for a worker or the vault. */

@@ -320,13 +320,41 @@ http_rc_submit(struct evhttp_request *req, const char *c, const char *id)
 	json_free_secret(body);
 }
 
+static void
+rc_cancel_done(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident)
+{
+	(void)status;
+	(void)sentence;
+	(void)ident;
+	http_reply(p->req, 200, "{\"ok\":true}");
+}
+
+/* Cancel answers once the worker and rclone are gone and the lock is
+ * free, so that a new flow may start right after the answer. */
 void
 http_rc_cancel(struct evhttp_request *req, const char *c, const char *id)
 {
-	struct session *s;
+	struct session	*s;
+	struct preq	*p;
+	struct msg	 m;
 
 	if ((s = rc_session(req, c, id)) == NULL)
 		return;
-	session_free(s, 1);
-	http_reply(req, 200, "{\"ok\":true}");
+	if (s->job == 0) {
+		session_free(s, 1);
+		http_reply(req, 200, "{\"ok\":true}");
+		return;
+	}
+	if ((p = preq_new(req, c, rc_cancel_done)) == NULL) {
+		session_free(s, 1);	/* preq_new answered 503 */
+		return;
+	}
+	p->owner = s;
+	s->waiter = p;
+	s->cancelling = 1;
+	msg_init(&m, MSG_JOB_CANCEL, s->job);
+	if (msg_send(CHILD_CTL_FD, &m) == -1)
+		log_warn("cannot cancel job %u", s->job);
+	msg_free(&m);
 }

@@ -95,6 +95,7 @@ session_free(struct session *s, int cancel)
 	if (s->user != NULL)
 		yajl_tree_free(s->user);
 	free(s->error);
+	free(s->held_sentence);
 	TAILQ_REMOVE(&http.sessions, s, entry);
 	free(s);
 }
@@ -163,7 +164,13 @@ session_job_msg(struct session *s, struct msg *m)
 		    !YAJL_IS_OBJECT(v = json_parse(b, blen, CD_MSG_STR_MAX,
 		    err, sizeof(err)))))
 			fatalx("protocol violation by worker: bad JOB_RESULT");
-		session_result(s, status, a, v);
+		if (s->rclone && s->job != 0) {
+			s->held = 1;
+			s->held_code = status;
+			s->held_sentence = a;
+			a = NULL;
+		} else
+			session_result(s, status, a, v);
 		session_close_job(s);
 		if (s->waiter != NULL) {
 			struct preq *w = s->waiter;
@@ -259,6 +266,26 @@ session_job_exit(uint32_t job, uint32_t reason)
 			continue;
 		s->job = 0;
 		session_close_job(s);
+		if (s->cancelling) {
+			/* The worker and its tool are gone and the lock is
+			 * free: now the cancel is answered. */
+			struct preq *w = s->waiter;
+
+			s->waiter = NULL;
+			if (w != NULL) {
+				w->owner = NULL;
+				preq_complete_public(w, 200, "", NULL);
+			}
+			session_free(s, 0);
+			return;
+		}
+		if (s->held) {
+			s->held = 0;
+			session_result(s, s->held_code, s->held_sentence, NULL);
+			free(s->held_sentence);
+			s->held_sentence = NULL;
+			return;
+		}
 		if (session_terminal(s))
 			return;
 		if (reason == MSG_EXIT_DEADLINE)
@@ -312,7 +339,7 @@ session_find(const char *connector, const char *id)
 
 	TAILQ_FOREACH(s, &http.sessions, entry)
 		if (strcmp(s->connector, connector) == 0 &&
-		    strcmp(s->id, id) == 0)
+		    strcmp(s->id, id) == 0 && !s->cancelling)
 			return s;
 	return NULL;
 }

@@ -397,10 +397,11 @@ jobs_reaped(pid_t pid, int status)
 	else
 		log_info("job %u: worker %s %s ended: reason %u, status %d",
 		    j->id, j->connector, j->kind, reason, code);
-	jobs_report_exit(j, reason, code);
-	/* The tool died with the worker's process group; make sure. */
+	/* The tool died with the worker's process group; make sure, and
+	 * free the lock before http hears of the end. */
 	kill(-j->pid, SIGKILL);
 	lock_release(j->id);
+	jobs_report_exit(j, reason, code);
 	jobs_free(j);
 	return 1;
 }

@@ -20,8 +20,8 @@
 #include "log.h"
 
 /* How long a port held by someone else keeps the lock, in tries. */
-#define LOCK_RETRY_MS	200
-#define LOCK_RETRIES	150
+#define LOCK_RETRY_MS	20
+#define LOCK_RETRIES	1500
 
 static uint32_t		 lock_job;	/* holder, 0 when free */
 static int		 lock_releasing;
