@@ -24,6 +24,7 @@ Only Python 3 standard library and the openssl command line tool.
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -201,8 +202,13 @@ class Provider:
             return HANG
         if mode == "slow":
             time.sleep(SLOW_DELAY_SEC)
-        route = self.routes.get((req.method, req.path))
+        route = self.routes.get((req.method, req.path)) or \
+            self.match_route(req)
         return route(req) if route else self.not_found(req)
+
+    def match_route(self, req):
+        """A route for a path with a parameter in it, or None."""
+        return None
 
 
 class Manus(Provider):
@@ -639,9 +645,419 @@ class GitHub(Provider):
                     "revoked": sorted(self.revoked)}
 
 
-# One instance per provider class; add Vercel, Google and Microsoft here as
-# their classes are written.
-PROVIDER_CLASSES = (Manus, GitHub)
+# ---------------------------------------------------------------------------
+# Google and Microsoft: the authorization-code flow as rclone 1.60 drives it
+# (reference/rclone.md sections 2.2, 2.3, 5 and 10).
+
+OAUTH_ERROR_TEXT = {
+    "invalid_request": "A required parameter is missing or malformed.",
+    "unsupported_response_type": "Only response_type=code is supported.",
+    "invalid_client": "The client could not be authenticated.",
+    "invalid_grant": "The code or refresh token is unknown, already used, "
+                     "or was issued to another client.",
+    "redirect_uri_mismatch": "The redirect_uri differs from the one of the "
+                             "authorization request.",
+    "unsupported_grant_type": "The grant type is not supported.",
+}
+
+
+def random_guid():
+    h = secrets.token_hex(16)
+    return "-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+
+
+class AuthCode:
+    """One authorization code: "issued" until a token request redeems it
+    ("redeemed"); a code works once."""
+
+    def __init__(self, code, client_id, redirect_uri, scope, state):
+        self.code = code
+        self.client_id = client_id
+        self.redirect_uri = redirect_uri
+        self.scope = scope
+        self.state = state
+        self.status = "issued"
+        self.created = time.time()
+
+    def public(self):
+        """For /_fake/<provider>/state: the code as a fingerprint."""
+        return {"code": fingerprint(self.code), "client_id": self.client_id,
+                "redirect_uri": self.redirect_uri, "scope": self.scope,
+                "state": self.state, "status": self.status,
+                "created": round(self.created, 3)}
+
+
+class OAuthProvider(Provider):
+    """An OAuth 2.0 authorization server for the code flow:
+
+    - ``GET <auth_path>`` on ``auth_host`` needs response_type=code,
+      client_id, redirect_uri and state (else 400 invalid_request), and
+      answers 302 to ``<redirect_uri>?...code=<fresh code>&state=<state>``,
+      which is the URL a person would paste. After ``control_deny`` the next
+      one redirects with ``error=access_denied`` and the state instead.
+    - ``POST <token_path>`` on ``token_host``: grant_type=authorization_code
+      with a code it issued, for the same client_id and redirect_uri (each
+      code works once), or grant_type=refresh_token; else a 400 OAuth error.
+      Client credentials are accepted in HTTP Basic or in the form body.
+      ``token_mode`` "400" refuses every request with invalid_grant, "hang"
+      never answers.
+
+    Access tokens it issued are known to the provider's API routes.
+    """
+
+    auth_host = auth_path = token_host = token_path = None
+    DEFAULTS = {"token_mode": "normal"}
+    TOKEN_MODES = ("normal", "400", "hang")
+
+    def __init__(self):
+        super().__init__()
+        self.config = dict(self.DEFAULTS)
+        self.codes = {}             # code -> AuthCode
+        self.tokens = {}            # access token -> grant facts
+        self.refresh_tokens = {}    # refresh token -> grant facts
+        self.deny_next = 0
+        self.token_requests = []    # what each token request carried
+        self.routes = {("GET", self.auth_path): self.authorize,
+                       ("POST", self.token_path): self.token}
+
+    def reset(self):
+        super().reset()
+        with self.lock:
+            self.config = dict(self.DEFAULTS)
+            self.codes = {}
+            self.tokens = {}
+            self.refresh_tokens = {}
+            self.deny_next = 0
+            self.token_requests = []
+
+    # -- what a subclass varies
+
+    def new_code(self):
+        raise NotImplementedError
+
+    def new_tokens(self):
+        """(access token, refresh token)."""
+        raise NotImplementedError
+
+    def redirect_params(self, code, state, scope):
+        return [("code", code), ("state", state)]
+
+    def deny_params(self, state):
+        return [("error", "access_denied"), ("state", state)]
+
+    def token_answer(self, access, refresh, scope):
+        return {"access_token": access, "token_type": "Bearer",
+                "refresh_token": refresh, "expires_in": 3599, "scope": scope}
+
+    # -- helpers
+
+    @staticmethod
+    def wrong_host(req, host):
+        return req.host is not None and req.host != host
+
+    @staticmethod
+    def form(req):
+        text = (req.body or b"").decode("utf-8", "replace")
+        return {k: v[0] for k, v in
+                urllib.parse.parse_qs(text, keep_blank_values=True).items()}
+
+    @staticmethod
+    def basic_auth(req):
+        """(client_id, client_secret) of an HTTP Basic header, or None."""
+        value = req.headers.get("Authorization") or ""
+        scheme, _, cred = value.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            raw = base64.b64decode(cred.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        cid, sep, secret = raw.partition(":")
+        if not sep:
+            return None
+        unq = urllib.parse.unquote_plus     # RFC 6749 section 2.3.1
+        return unq(cid), unq(secret)
+
+    @staticmethod
+    def oauth_error(code, status=400):
+        return Response(status, {"error": code,
+                                 "error_description": OAUTH_ERROR_TEXT[code]})
+
+    @staticmethod
+    def with_query(url, pairs):
+        sep = "&" if "?" in url else "?"
+        return url + sep + urllib.parse.urlencode(pairs)
+
+    def bearer(self, req):
+        """The grant facts of a Bearer token this provider issued, or
+        None."""
+        value = req.headers.get("Authorization") or ""
+        scheme, _, cred = value.partition(" ")
+        if scheme.lower() != "bearer" or not cred.strip():
+            return None
+        with self.lock:
+            return self.tokens.get(cred.strip())
+
+    # -- the endpoints
+
+    def authorize(self, req):
+        if self.wrong_host(req, self.auth_host):
+            return self.not_found(req)
+        q = {k: v[0] for k, v in req.query.items()}
+        for k in ("response_type", "client_id", "redirect_uri", "state"):
+            if not q.get(k):
+                return Response(400, {
+                    "error": "invalid_request",
+                    "error_description": "Missing parameter: " + k})
+        if q["response_type"] != "code":
+            return self.oauth_error("unsupported_response_type")
+        redirect = q["redirect_uri"]
+        if not redirect.startswith(("http://", "https://")):
+            return Response(400, {"error": "invalid_request",
+                                  "error_description": "bad redirect_uri"})
+        with self.lock:
+            if self.deny_next > 0:
+                self.deny_next -= 1
+                return Response(302, b"", "text/html", headers={
+                    "Location": self.with_query(
+                        redirect, self.deny_params(q["state"]))})
+            code = self.new_code()
+            scope = q.get("scope", "")
+            self.codes[code] = AuthCode(code, q["client_id"], redirect, scope,
+                                        q["state"])
+        return Response(302, b"", "text/html", headers={
+            "Location": self.with_query(
+                redirect, self.redirect_params(code, q["state"], scope))})
+
+    def token(self, req):
+        if self.wrong_host(req, self.token_host):
+            return self.not_found(req)
+        f = self.form(req)
+        basic = self.basic_auth(req)
+        client_id = basic[0] if basic else f.get("client_id")
+        with self.lock:
+            mode = self.config["token_mode"]
+            self.token_requests.append({
+                "grant_type": f.get("grant_type"),
+                "auth_style": "basic" if basic else
+                              "form" if "client_id" in f else "none",
+                "client_id": client_id,
+                "client_secret": bool(basic[1] if basic else
+                                      f.get("client_secret")),
+                "redirect_uri": f.get("redirect_uri"),
+                "code": fingerprint(f["code"]) if f.get("code") else None,
+                "time": round(time.time(), 3)})
+        if mode == "hang":
+            return HANG
+        if mode == "400":
+            return self.oauth_error("invalid_grant")
+        if not client_id:
+            return self.oauth_error("invalid_client", 401)
+        grant = f.get("grant_type")
+        with self.lock:
+            if grant == "authorization_code":
+                c = self.codes.get(f.get("code") or "")
+                if c is None or c.status != "issued" or \
+                        c.client_id != client_id:
+                    return self.oauth_error("invalid_grant")
+                if f.get("redirect_uri") != c.redirect_uri:
+                    return self.oauth_error("redirect_uri_mismatch")
+                c.status = "redeemed"
+                scope = c.scope
+                access, refresh = self.new_tokens()
+            elif grant == "refresh_token":
+                old = self.refresh_tokens.get(f.get("refresh_token") or "")
+                if old is None or old["client_id"] != client_id:
+                    return self.oauth_error("invalid_grant")
+                scope = old["scope"]
+                access, refresh = self.new_tokens()
+                refresh = f["refresh_token"]
+            else:
+                return self.oauth_error("unsupported_grant_type")
+            facts = {"client_id": client_id, "scope": scope,
+                     "grant_type": grant, "refresh_token": refresh}
+            self.tokens[access] = facts
+            self.refresh_tokens[refresh] = facts
+        return Response(200, self.token_answer(access, refresh, scope),
+                        headers={"Cache-Control": "no-store",
+                                 "Pragma": "no-cache"})
+
+    # -- control
+
+    def control_deny(self, body):
+        """The person refuses at the consent screen: the next authorize
+        redirects with error=access_denied instead of a code."""
+        with self.lock:
+            self.deny_next += 1
+        return Response(200, {"ok": True})
+
+    def control_config(self, body):
+        """Keys of DEFAULTS; keys not given keep their value."""
+        if not isinstance(body, dict):
+            raise BadControl("body must be an object")
+        new = {}
+        for k, v in body.items():
+            allowed = getattr(self, k.upper() + "S", None) \
+                if k.endswith("_mode") else None
+            if k not in self.DEFAULTS or allowed is None or v not in allowed:
+                raise BadControl("bad config %s=%r" % (k, v))
+            new[k] = v
+        with self.lock:
+            self.config.update(new)
+            return Response(200, {"ok": True, "config": dict(self.config)})
+
+    def state(self):
+        with self.lock:
+            return {"mode": self.mode, "config": dict(self.config),
+                    "deny_pending": self.deny_next,
+                    "codes": [c.public() for c in self.codes.values()],
+                    "tokens": [{"access_token": fingerprint(t),
+                                "refresh_token": fingerprint(
+                                    f["refresh_token"]),
+                                "client_id": f["client_id"],
+                                "scope": f["scope"],
+                                "grant_type": f["grant_type"]}
+                               for t, f in self.tokens.items()],
+                    "token_requests": list(self.token_requests)}
+
+
+class Google(OAuthProvider):
+    """accounts.google.com (consent), oauth2.googleapis.com (tokens):
+    rclone's compiled-in drive endpoints. Codes look like Google's
+    ("4/0A..."): the slash arrives percent-encoded in the redirect, so a
+    client that does not decode the pasted value once sends a code the
+    token endpoint does not know. The redirect carries state, code and
+    scope, in Google's order."""
+
+    name = "google"
+    hosts = ("accounts.google.com", "oauth2.googleapis.com",
+             "www.googleapis.com")
+    auth_host, auth_path = "accounts.google.com", "/o/oauth2/auth"
+    token_host, token_path = "oauth2.googleapis.com", "/token"
+
+    def error_500(self):
+        return Response(500, {"error": {"code": 500, "message":
+                                        "Internal error",
+                                        "status": "INTERNAL"}})
+
+    def new_code(self):
+        return "4/0A" + secrets.token_urlsafe(54)
+
+    def new_tokens(self):
+        return ("ya29.a0" + secrets.token_urlsafe(96),
+                "1//0" + secrets.token_urlsafe(72))
+
+    def redirect_params(self, code, state, scope):
+        return [("state", state), ("code", code), ("scope", scope)]
+
+
+FAKE_DRIVE = {"id": "b!fakeDriveId123", "driveType": "personal",
+              "name": "OneDrive",
+              "owner": {"user": {"displayName": "Fake User",
+                                 "id": "fakeuser123"}},
+              "quota": {"total": 5368709120, "used": 1024,
+                        "remaining": 5368708096, "state": "normal"}}
+
+
+class Microsoft(OAuthProvider):
+    """login.microsoftonline.com (consent and tokens, "common" tenant) and
+    graph.microsoft.com (the drive rclone's onedrive backend needs):
+    ``GET /v1.0/me/drive`` and ``/v1.0/me/drives`` answer the fake drive
+    (id b!fakeDriveId123, personal) for a token issued here, else 401;
+    ``GET /v1.0/drives/<id>/root`` its root item. ``graph_mode`` "401"
+    refuses every token, "500" fails every Graph call."""
+
+    name = "microsoft"
+    hosts = ("login.microsoftonline.com", "graph.microsoft.com")
+    auth_host = token_host = "login.microsoftonline.com"
+    auth_path = "/common/oauth2/v2.0/authorize"
+    token_path = "/common/oauth2/v2.0/token"
+    DEFAULTS = {"token_mode": "normal", "graph_mode": "normal"}
+    GRAPH_MODES = ("normal", "401", "500")
+
+    def __init__(self):
+        super().__init__()
+        self.routes.update({
+            ("GET", "/v1.0/me/drive"): self.me_drive,
+            ("GET", "/v1.0/me/drives"): self.me_drives,
+        })
+
+    def match_route(self, req):
+        parts = req.path.split("/")     # "", "v1.0", "drives", id, "root"
+        if req.method == "GET" and len(parts) == 5 and \
+                parts[1:3] == ["v1.0", "drives"] and parts[4] == "root":
+            return self.drive_root
+        return None
+
+    def error_500(self):
+        return Response(500, {"error": {"code": "generalException",
+                                        "message": "boom"}})
+
+    def new_code(self):
+        return "M.C507_BAY.2.U." + random_guid()
+
+    def new_tokens(self):
+        return ("EwB4A8l6BAAU" + secrets.token_urlsafe(120),
+                "M.C507_BAY.0.U.-C" + secrets.token_urlsafe(90))
+
+    def deny_params(self, state):
+        return [("error", "access_denied"),
+                ("error_description", "The user has denied access to the "
+                                      "scope requested by the client "
+                                      "application."),
+                ("state", state)]
+
+    def token_answer(self, access, refresh, scope):
+        return {"token_type": "Bearer", "scope": scope, "expires_in": 3600,
+                "ext_expires_in": 3600, "access_token": access,
+                "refresh_token": refresh}
+
+    # -- graph.microsoft.com
+
+    def graph_check(self, req):
+        """None when the request may go on, else the error Response."""
+        if self.wrong_host(req, "graph.microsoft.com"):
+            return self.not_found(req)
+        with self.lock:
+            gmode = self.config["graph_mode"]
+        if gmode == "500":
+            return self.error_500()
+        if gmode == "401" or self.bearer(req) is None:
+            return Response(401, {"error": {
+                "code": "InvalidAuthenticationToken",
+                "message": "Access token is empty or invalid."}},
+                headers={"WWW-Authenticate": 'Bearer realm=""'})
+        return None
+
+    def me_drive(self, req):
+        return self.graph_check(req) or Response(200, FAKE_DRIVE)
+
+    def me_drives(self, req):
+        return self.graph_check(req) or Response(200, {"value": [FAKE_DRIVE]})
+
+    def drive_root(self, req):
+        err = self.graph_check(req)
+        if err:
+            return err
+        drive_id = urllib.parse.unquote(req.path.split("/")[3])
+        if drive_id != FAKE_DRIVE["id"]:
+            return Response(404, {"error": {"code": "itemNotFound",
+                                            "message": "Item not found"}})
+        return Response(200, {
+            "id": "root-id", "name": "root",
+            "webUrl": "https://onedrive.live.com/?cid=fakeuser123",
+            "folder": {"childCount": 0}, "root": {},
+            "parentReference": {"driveId": FAKE_DRIVE["id"],
+                                "driveType": FAKE_DRIVE["driveType"]}})
+
+    def control_config(self, body):
+        """{"token_mode": "normal"|"400"|"hang",
+        "graph_mode": "normal"|"401"|"500"}."""
+        return super().control_config(body)
+
+
+# One instance per provider class; add Vercel here as its class is written.
+PROVIDER_CLASSES = (Manus, GitHub, Google, Microsoft)
 
 
 class BadControl(Exception):

@@ -6,7 +6,10 @@ ends with ``cdtest.run([...], fixture=...)``. What it offers:
 - TAP output: ok(), is_(), diag(), skip_all(), done(); run() turns an
   exception in a test function into a ``not ok`` with the traceback as
   ``#`` lines, so one failure never hides the rest of the count.
-- Fake: the fake providers (tests/fakes/fakeprovider.py) in a temp dir.
+- Fake: the fake providers (tests/fakes/fakeprovider.py) in a temp dir,
+  with follow_auth_url() to play a browser at the fake Google/Microsoft.
+- tcp_listening(), wait_port_free(): rclone's OAuth port (53682) is
+  global to the machine.
 - Daemon: the real connectord on a free loopback port with a private
   workspace, its API, its processes by role, its files.
 - channel_between(), steal_fd(), message(): a hostile peer's tools, to
@@ -31,12 +34,14 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FAKE_SCRIPT = os.path.join(REPO, "tests", "fakes", "fakeprovider.py")
@@ -182,6 +187,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+def tcp_listening(port):
+    """True when some socket of this machine listens on TCP port (IPv4 or
+    IPv6, any address), from /proc/net/tcp and tcp6; binds nothing."""
+    want = ":%04X" % port
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name, encoding="ascii") as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is fields[1], st (0A = LISTEN) fields[3]
+            if len(fields) > 3 and fields[1].endswith(want) and \
+                    fields[3] == "0A":
+                return True
+    return False
+
+
+def wait_port_free(port, timeout):
+    """Wait until nothing listens on port; True if it is free."""
+    return wait_for(lambda: not tcp_listening(port), timeout, 0.1)
+
+
 def fingerprint(secret):
     """What the fake writes in its log instead of a secret (same function
     as fakeprovider.fingerprint)."""
@@ -310,6 +339,59 @@ class Fake:
         """{"mode", "config", "codes": [...], "tokens": [...], "revoked"};
         device codes and tokens appear as fingerprints."""
         return self.control("GET", "/_fake/github/state")
+
+    def google_deny(self):
+        """The next Google consent is refused: its redirect carries
+        error=access_denied and the state instead of a code."""
+        return self.control("POST", "/_fake/google/deny", {})
+
+    def google_config(self, **kw):
+        """token_mode ("normal"|"400"|"hang"). reset() restores normal."""
+        return self.control("POST", "/_fake/google/config", kw)["config"]
+
+    def google_state(self):
+        """{"mode", "config", "deny_pending", "codes", "tokens",
+        "token_requests"}; codes and tokens appear as fingerprints."""
+        return self.control("GET", "/_fake/google/state")
+
+    def microsoft_deny(self):
+        """As google_deny, for login.microsoftonline.com."""
+        return self.control("POST", "/_fake/microsoft/deny", {})
+
+    def microsoft_config(self, **kw):
+        """token_mode ("normal"|"400"|"hang"), graph_mode
+        ("normal"|"401"|"500"). reset() restores normal for both."""
+        return self.control("POST", "/_fake/microsoft/config", kw)["config"]
+
+    def microsoft_state(self):
+        """As google_state, for the fake Microsoft."""
+        return self.control("GET", "/_fake/microsoft/state")
+
+    def follow_auth_url(self, url, timeout=10):
+        """Play the person's browser at the provider: GET an https URL
+        through the fake's proxy (CONNECT, then TLS verified against the
+        fake's CA for the URL's host) without following the redirect.
+        Returns the Location, i.e. the URL the person would paste; raises
+        when the answer is not a redirect."""
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "https" or not u.hostname:
+            raise ValueError("not an https URL: %r" % (url,))
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.proxy_port,
+                                           timeout=timeout, context=ctx)
+        conn.set_tunnel(u.hostname, u.port or 443)
+        try:
+            path = (u.path or "/") + ("?" + u.query if u.query else "")
+            conn.request("GET", path, headers={"Accept": "text/html"})
+            resp = conn.getresponse()
+            body = resp.read()
+            location = resp.getheader("Location")
+        finally:
+            conn.close()
+        if resp.status not in (301, 302, 303, 307, 308) or not location:
+            raise RuntimeError("%s answered %d without a redirect: %r"
+                               % (u.hostname, resp.status, body[:200]))
+        return location
 
     def set_mode(self, provider, mode):
         self.control("POST", "/_fake/mode", {"provider": provider, "mode": mode})
