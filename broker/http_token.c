@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cd_limits.h"
 #include "http.h"
@@ -154,8 +155,55 @@ out:
 	json_free_secret(body);
 }
 
+/* Seconds before expiry at which a stored OAuth token is refreshed. */
+#define TOKEN_REFRESH_AHEAD 120
+
+/* An OAuth token (Vercel) due to expire soon? */
+static int
+token_refresh_due(const char *connector, yajl_val c)
+{
+	const char	*method = json_obj_str(c, "auth_method");
+	yajl_val	 exp = json_obj_get(c, "expires_at");
+
+	return strcmp(connector, "vercel") == 0 && method != NULL &&
+	    strcmp(method, "oauth") == 0 && YAJL_IS_INTEGER(exp) &&
+	    exp->u.number.i != 0 &&
+	    exp->u.number.i - (long long)time(NULL) <= TOKEN_REFRESH_AHEAD &&
+	    json_obj_str(c, "error") == NULL;
+}
+
+static void token_status_reply(struct evhttp_request *, const char *);
+
+/* After a refresh (whatever came of it), report what is stored now. */
+static void
+token_refreshed(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident)
+{
+	(void)status;
+	(void)sentence;
+	(void)ident;
+	token_status_reply(p->req, p->connector);
+}
+
 void
 http_token_status(struct evhttp_request *req, const char *connector)
+{
+	yajl_val	 c;
+	struct preq	*p;
+
+	if ((c = token_meta(req, connector)) == NULL)
+		return;
+	if (YAJL_IS_TRUE(json_obj_get(c, "stored")) &&
+	    token_refresh_due(connector, c)) {
+		if ((p = preq_new(req, connector, token_refreshed)) != NULL)
+			preq_spawn(p, "refresh", "", JOB_OP_REFRESH, NULL);
+		return;
+	}
+	token_status_reply(req, connector);
+}
+
+static void
+token_status_reply(struct evhttp_request *req, const char *connector)
 {
 	const struct token_conn	*tc = token_conn_find(connector);
 	yajl_val		 c, user;

@@ -167,6 +167,11 @@ vault_meta_build(size_t *len)
 		json_gen_kstr(g, "auth_method", json_obj_str(entry,
 		    "auth_method"));
 		json_gen_kstr(g, "error", json_obj_str(st, "error"));
+		/* When an OAuth token expires is not a secret, and lets
+		 * http refresh it before reporting it. */
+		if (YAJL_IS_INTEGER(json_obj_get(entry, "expires_at")))
+			json_gen_kint(g, "expires_at",
+			    json_obj_get(entry, "expires_at")->u.number.i);
 		json_gen_str(g, "user");
 		if (json_obj_get(st, "user") != NULL)
 			json_gen_val(g, json_obj_get(st, "user"));

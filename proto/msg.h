@@ -99,6 +99,7 @@ enum msg_type {
 #define JOB_OP_RCLONE		4	/* run rclone authorize for a remote */
 #define JOB_OP_SUBMIT		5	/* the pasted code (secret), state */
 #define JOB_OP_OAUTH		6	/* start a Vercel OAuth (PKCE) flow */
+#define JOB_OP_REFRESH		7	/* refresh the stored Vercel token */
 
 /* Grant operations: what a worker may ask of the vault. */
 #define GRANT_OP_PUT	0x01u	/* store the credential of its connector */

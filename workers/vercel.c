@@ -446,3 +446,144 @@ vercel_run(uint32_t op)
 	free(r.identity);
 	explicit_bzero(&f, sizeof(f));
 }
+
+/* The refresh grant's form body. malloc'd, or NULL if too long. */
+static char *
+vc_refresh_form(struct vc_flow *f, const char *refresh)
+{
+	char	 er[3 * CD_SECRET_MAX + 1], eid[800], esec[800], *out;
+	size_t	 len;
+
+	if (paste_encode(refresh, er, sizeof(er)) == -1 ||
+	    paste_encode(f->client_id, eid, sizeof(eid)) == -1 ||
+	    paste_encode(f->client_secret, esec, sizeof(esec)) == -1)
+		return NULL;
+	len = strlen(er) + strlen(eid) + strlen(esec) + 128;
+	if ((out = malloc(len)) == NULL)
+		fatalx("out of memory");
+	snprintf(out, len, "grant_type=refresh_token&refresh_token=%s&"
+	    "client_id=%s%s%s", er, eid, esec[0] ? "&client_secret=" : "",
+	    esec);
+	explicit_bzero(er, sizeof(er));
+	explicit_bzero(esec, sizeof(esec));
+	return out;
+}
+
+/* POST the refresh grant. 1 new tokens in *tok, 0 refused, -1 failed. */
+static int
+vc_refresh_post(struct vc_flow *f, const char *refresh, yajl_val *tok)
+{
+	const char	*hdrs[] = { "Content-Type: "
+			    "application/x-www-form-urlencoded",
+			    "Accept: application/json", NULL };
+	struct curl_answer a;
+	char		 url[1100], err[64], *form;
+	int		 rc;
+
+	*tok = NULL;
+	snprintf(url, sizeof(url), "%s/login/oauth/token",
+	    worker.ci.conf.vercel_api_url);
+	if ((form = vc_refresh_form(f, refresh)) == NULL)
+		return 0;
+	if (curl_post(url, hdrs, form, &a) == 0 && a.code == 200 &&
+	    a.body != NULL)
+		*tok = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
+		    sizeof(err));
+	msg_free_secret(form);
+	rc = json_obj_str(*tok, "access_token") != NULL ? 1 :
+	    a.code == 400 || a.code == 401 ? 0 : -1;
+	curl_answer_free(&a);
+	if (rc != 1 && *tok != NULL) {
+		json_free_secret(*tok);
+		*tok = NULL;
+	}
+	return rc;
+}
+
+/* The refreshed entry: new tokens, the old refresh token if none came. */
+static char *
+vc_refreshed_entry(yajl_val old, yajl_val tok)
+{
+	yajl_val	 e, exp = json_obj_get(tok, "expires_in");
+	const char	*rt = json_obj_str(tok, "refresh_token");
+	long long	 expires = YAJL_IS_INTEGER(exp) ? exp->u.number.i : 3600;
+	char		*out;
+
+	if ((e = json_copy(old)) == NULL ||
+	    json_obj_set(e, "access_token",
+	    json_new_str(json_obj_str(tok, "access_token"))) == -1 ||
+	    (rt != NULL && json_obj_set(e, "refresh_token",
+	    json_new_str(rt)) == -1) ||
+	    json_obj_set(e, "expires_at", json_new_int((long long)time(NULL) +
+	    expires)) == -1)
+		fatalx("out of memory");
+	out = json_dump(e, 0, NULL);
+	json_free_secret(e);
+	return out;
+}
+
+/* Refresh with the stored refresh token; r gets the outcome. */
+static void
+vc_refresh(struct vc_flow *f, yajl_val old, struct worker_result *r)
+{
+	const char	*refresh = json_obj_str(old, "refresh_token");
+	yajl_val	 tok;
+	char		*entry;
+	int		 rc;
+
+	if (refresh == NULL || *refresh == '\0')
+		rc = 0;
+	else
+		rc = vc_refresh_post(f, refresh, &tok);
+	if (rc == 1) {
+		if ((entry = vc_refreshed_entry(old, tok)) == NULL)
+			fatalx("out of memory");
+		r->status = worker_vault_put("vercel", entry, NULL, r->sentence,
+		    sizeof(r->sentence));
+		msg_free_secret(entry);
+		json_free_secret(tok);
+		return;
+	}
+	r->status = rc == 0 ? 422 : 502;
+	snprintf(r->sentence, sizeof(r->sentence), rc == 0 ? "Vercel refused "
+	    "to refresh the token; connect Vercel again." : "Vercel could not "
+	    "refresh the token now; try again later.");
+	if (rc == 0 && worker_vault_mark("vercel", 0, r->sentence, NULL) != 200)
+		log_warnx("the refused refresh could not be recorded");
+}
+
+void
+vercel_refresh_run(uint32_t op)
+{
+	static struct vc_flow	 f;
+	struct worker_result	 r;
+	char			*entry = NULL, err[64];
+	yajl_val		 old = NULL;
+
+	if (op != JOB_OP_REFRESH)
+		fatalx("protocol violation by http: op %u for a refresh", op);
+	memset(&r, 0, sizeof(r));
+	r.status = worker_vault_get("vercel", &entry, r.sentence,
+	    sizeof(r.sentence));
+	if (r.status == 200 && entry != NULL)
+		old = json_parse(entry, strlen(entry), CD_MSG_STR_MAX, err,
+		    sizeof(err));
+	msg_free_secret(entry);
+	if (r.status == 200 && old == NULL) {
+		r.status = 500;
+		snprintf(r.sentence, sizeof(r.sentence), "The stored Vercel "
+		    "entry cannot be read.");
+	}
+	if (old != NULL && vc_client(&f) == 0)
+		vc_refresh(&f, old, &r);
+	else if (old != NULL)
+		r.status = 0;	/* vc_client answered */
+	if (old != NULL)
+		json_free_secret(old);
+	if (r.status != 0) {
+		if (r.status == 200)
+			r.sentence[0] = '\0';
+		worker_answer(&r);
+	}
+	explicit_bzero(&f, sizeof(f));
+}

@@ -234,6 +234,8 @@ main(int argc, char *argv[])
 		rclone_run(op);
 	else if (strcmp(worker.ci.kind, "oauth") == 0)
 		vercel_run(op);
+	else if (strcmp(worker.ci.kind, "refresh") == 0)
+		vercel_refresh_run(op);
 	else
 		check_run(op, secret);
 	msg_free_secret(secret);

@@ -57,6 +57,8 @@ void ghdevice_run(uint32_t op);
 
 /* vercel.c: the Vercel OAuth flow with PKCE. */
 void vercel_run(uint32_t op);
+/* Refresh the stored Vercel OAuth token (refresh_token grant). */
+void vercel_refresh_run(uint32_t op);
 
 /* rclone.c: the Drive / OneDrive flow through the real rclone. */
 void rclone_run(uint32_t op);
