@@ -12,6 +12,7 @@
 #include <event2/http.h>
 #include <stdint.h>
 #include <time.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "child.h"
@@ -124,6 +125,12 @@ void preq_complete_public(struct preq *p, uint32_t status,
 /* http_route.c */
 void http_route_cb(struct evhttp_request *req, void *arg);
 void http_reply(struct evhttp_request *req, int code, const char *json);
+/* Answer with the JSON document built in g, and free g. */
+void http_reply_gen(struct evhttp_request *req, int code, yajl_gen g);
+/* A preq_done_fn for starts that can only fail before they answer:
+ * the worker's status and sentence as a JSON error. */
+void http_fail_done(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident);
 /* An answer without a body (204). */
 void http_reply_empty(struct evhttp_request *req, int code);
 void http_error(struct evhttp_request *req, int code, const char *fmt, ...)

@@ -12,17 +12,6 @@
 #include "json.h"
 #include "log.h"
 
-/* The worker failed before it showed a code. */
-static void
-gh_start_done(struct preq *p, uint32_t status, const char *sentence,
-    yajl_val ident)
-{
-	(void)ident;
-	http_error(p->req, status == 200 ? 502 : (int)status, "%s",
-	    sentence && *sentence ? sentence : "The device flow could not "
-	    "start; see the daemon's log.");
-}
-
 /* The code and URL are shown to a person: check their shape. */
 static int
 gh_progress_ok(yajl_val v)
@@ -42,7 +31,6 @@ gh_start_progress(struct preq *p, yajl_val v)
 	struct evhttp_request	*req = p->req;
 	struct session		*s;
 	yajl_gen		 g;
-	char			*out;
 
 	if (!gh_progress_ok(v))
 		fatalx("protocol violation by worker: malformed device code");
@@ -61,11 +49,7 @@ gh_start_progress(struct preq *p, yajl_val v)
 	    "verification_uri"));
 	json_gen_kint(g, "expires_in", json_obj_get(v, "expires_in")->u.number.i);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }
 
 void
@@ -79,7 +63,7 @@ http_gh_start(struct evhttp_request *req)
 		    "progress; finish or cancel one first.", max);
 		return;
 	}
-	if ((p = preq_new(req, "github", gh_start_done)) == NULL)
+	if ((p = preq_new(req, "github", http_fail_done)) == NULL)
 		return;
 	p->progress = gh_start_progress;
 	preq_spawn(p, "ghdevice", "", JOB_OP_DEVICE, NULL);
@@ -90,7 +74,6 @@ http_gh_poll(struct evhttp_request *req)
 {
 	struct session	*s;
 	yajl_gen	 g;
-	char		*out;
 
 	if ((s = session_from_body(req, "github")) == NULL)
 		return;
@@ -111,11 +94,7 @@ http_gh_poll(struct evhttp_request *req)
 		    "verification_uri"));
 	}
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }
 
 void

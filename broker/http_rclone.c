@@ -89,7 +89,6 @@ http_rc_list(struct evhttp_request *req, const char *c)
 {
 	yajl_val	 remotes;
 	yajl_gen	 g;
-	char		*out;
 
 	if (http.meta == NULL || json_obj_str(http.meta, "rclone_error")) {
 		(void)rc_remotes(req);
@@ -114,11 +113,7 @@ http_rc_list(struct evhttp_request *req, const char *c)
 	}
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }
 
 /* The session exists: answer 202 now; the flow goes on. */
@@ -137,17 +132,6 @@ rc_spawned(struct preq *p)
 	snprintf(out, sizeof(out), "{\"session_id\":\"%s\",\"status\":"
 	    "\"pending\"}", s->id);
 	http_reply(req, 202, out);
-}
-
-/* The flow could not start (lock held, rclone missing, ...). */
-static void
-rc_start_failed(struct preq *p, uint32_t status, const char *sentence,
-    yajl_val ident)
-{
-	(void)ident;
-	http_error(p->req, status == 200 ? 502 : (int)status, "%s",
-	    sentence && *sentence ? sentence : "The flow could not start; see "
-	    "the daemon's log.");
 }
 
 /* Name checks against what exists: 400 or 409, answered here. */
@@ -199,7 +183,7 @@ http_rc_add(struct evhttp_request *req, const char *c)
 	}
 	if (rc_add_refused(req, c, name, json_obj_get(body, "force")))
 		goto out;
-	if ((p = preq_new(req, c, rc_start_failed)) == NULL)
+	if ((p = preq_new(req, c, http_fail_done)) == NULL)
 		goto out;
 	p->spawned = rc_spawned;
 	preq_spawn(p, "rclone", name, JOB_OP_RCLONE, NULL);
@@ -262,7 +246,6 @@ http_rc_session(struct evhttp_request *req, const char *c, const char *id)
 {
 	struct session	*s;
 	yajl_gen	 g;
-	char		*out;
 
 	if ((s = rc_session(req, c, id)) == NULL)
 		return;
@@ -275,11 +258,7 @@ http_rc_session(struct evhttp_request *req, const char *c, const char *id)
 	json_gen_kstr(g, "remote_name", s->remote);
 	json_gen_kstr(g, "error", s->error);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }
 
 void

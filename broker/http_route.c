@@ -160,6 +160,28 @@ http_reply(struct evhttp_request *req, int code, const char *json)
 }
 
 void
+http_reply_gen(struct evhttp_request *req, int code, yajl_gen g)
+{
+	char *out;
+
+	if ((out = json_gen_take(g, NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_free(g);
+	http_reply(req, code, out);
+	free(out);
+}
+
+void
+http_fail_done(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident)
+{
+	(void)ident;
+	http_error(p->req, status == 200 ? 502 : (int)status, "%s",
+	    sentence && *sentence ? sentence : "The flow could not start; "
+	    "see the daemon's log.");
+}
+
+void
 http_reply_empty(struct evhttp_request *req, int code)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -487,7 +509,6 @@ route_prm(struct evhttp_request *req, char **args)
 	char			 issuer[1100], reg[1100];
 	const char		*p;
 	yajl_gen		 g;
-	char			*out;
 
 	(void)args;
 	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
@@ -528,11 +549,7 @@ route_prm(struct evhttp_request *req, char **args)
 	json_gen_kstr(g, "registration_endpoint", reg);
 	json_gen_kstr(g, "resource_name", "connectord");
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }
 
 static void

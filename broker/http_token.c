@@ -79,7 +79,6 @@ token_reply_ok(struct preq *p, int with_connected, yajl_val ident)
 {
 	const struct token_conn	*tc = token_conn_find(p->connector);
 	yajl_gen		 g;
-	char			*out;
 
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		fatalx("out of memory");
@@ -92,11 +91,7 @@ token_reply_ok(struct preq *p, int with_connected, yajl_val ident)
 		json_gen_val(g, ident);
 	}
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(p->req, 200, out);
-	free(out);
+	http_reply_gen(p->req, 200, g);
 }
 
 static void
@@ -210,7 +205,6 @@ token_status_reply(struct evhttp_request *req, const char *connector)
 	const char		*error, *method;
 	int			 stored;
 	yajl_gen		 g;
-	char			*out;
 
 	if ((c = token_meta(req, connector)) == NULL)
 		return;
@@ -231,11 +225,7 @@ token_status_reply(struct evhttp_request *req, const char *connector)
 	if (stored && method != NULL)
 		json_gen_kstr(g, "auth_method", method);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }
 
 static void
@@ -314,7 +304,6 @@ http_connectors_list(struct evhttp_request *req)
 	};
 	yajl_gen	 g;
 	yajl_val	 c, remotes;
-	char		*out;
 
 	if (http.meta == NULL) {
 		http_error(req, 503, "The credential vault is not available "
@@ -348,9 +337,5 @@ http_connectors_list(struct evhttp_request *req)
 	}
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }

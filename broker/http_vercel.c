@@ -27,16 +27,6 @@
 #include "paste.h"
 
 static void
-vc_start_failed(struct preq *p, uint32_t status, const char *sentence,
-    yajl_val ident)
-{
-	(void)ident;
-	http_error(p->req, status == 200 ? 502 : (int)status, "%s",
-	    sentence && *sentence ? sentence : "The Vercel flow could not "
-	    "start; see the daemon's log.");
-}
-
-static void
 vc_start_progress(struct preq *p, yajl_val v)
 {
 	struct evhttp_request	*req = p->req;
@@ -45,7 +35,6 @@ vc_start_progress(struct preq *p, yajl_val v)
 	const char		*state = json_obj_str(v, "state");
 	const char		*vid = json_obj_str(v, "code_verifier_id");
 	yajl_gen		 g;
-	char			*out;
 
 	if (url == NULL || strncmp(url, "http", 4) != 0 || state == NULL ||
 	    strlen(state) < 32 || vid == NULL)
@@ -64,11 +53,7 @@ vc_start_progress(struct preq *p, yajl_val v)
 	json_gen_kstr(g, "state", state);
 	json_gen_kstr(g, "code_verifier_id", vid);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(req, 200, out);
-	free(out);
+	http_reply_gen(req, 200, g);
 }
 
 /* Keep pending flows under vercel_pending_max: drop the oldest. */
@@ -95,7 +80,7 @@ http_vc_start(struct evhttp_request *req)
 	struct preq *p;
 
 	vc_bound_pending();
-	if ((p = preq_new(req, "vercel", vc_start_failed)) == NULL)
+	if ((p = preq_new(req, "vercel", http_fail_done)) == NULL)
 		return;
 	p->progress = vc_start_progress;
 	preq_spawn(p, "oauth", "", JOB_OP_OAUTH, NULL);
@@ -258,7 +243,6 @@ vc_done_json(struct preq *p, uint32_t status, const char *sentence,
     yajl_val ident)
 {
 	yajl_gen	 g;
-	char		*out;
 
 	if (status != 200) {
 		http_error(p->req, (int)status, "%s", sentence && *sentence ?
@@ -275,11 +259,7 @@ vc_done_json(struct preq *p, uint32_t status, const char *sentence,
 	else
 		yajl_gen_map_open(g), yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	http_reply(p->req, 200, out);
-	free(out);
+	http_reply_gen(p->req, 200, g);
 }
 
 /* Hand the code to the flow that owns state; the answer comes later.

@@ -71,17 +71,6 @@ gh_env_build(struct gh_env *e, const char *dir, const char *confdir)
 		gh_env_add(e, "SSL_CERT_FILE", conf->ca_file);
 }
 
-static void
-gh_fail(uint32_t status, const char *sentence)
-{
-	struct worker_result r;
-
-	memset(&r, 0, sizeof(r));
-	r.status = status;
-	snprintf(r.sentence, sizeof(r.sentence), "%s", sentence);
-	worker_answer(&r);
-}
-
 /* Find "one-time code: XXXX-XXXX" and the URL line in gh's stderr. */
 static int
 gh_parse_code(char *text, char *code, size_t clen, char *url, size_t ulen)
@@ -173,20 +162,20 @@ gh_explain_failure(struct tool *t, int code)
 
 	tool_strip_ansi(s);
 	if (strstr(s, "(access_denied)") != NULL)
-		gh_fail(403, "The authorization was denied on GitHub.");
+		worker_fail(403, "The authorization was denied on GitHub.");
 	else if (strstr(s, "(expired_token)") != NULL ||
 	    strstr(s, "context deadline exceeded") != NULL)
-		gh_fail(410, "The device code expired before it was approved; "
+		worker_fail(410, "The device code expired before it was approved; "
 		    "start again.");
 	else if (strstr(s, "(slow_down)") != NULL)
-		gh_fail(502, "GitHub asked gh to slow down, which gh 2.23 treats "
+		worker_fail(502, "GitHub asked gh to slow down, which gh 2.23 treats "
 		    "as fatal; start again in a minute.");
 	else {
 		char sentence[128];
 
 		snprintf(sentence, sizeof(sentence), "gh could not complete the "
 		    "login (exit status %d); see the daemon's log.", code);
-		gh_fail(502, sentence);
+		worker_fail(502, sentence);
 		log_warnx("gh auth login exited with status %d", code);
 	}
 }
@@ -215,7 +204,7 @@ gh_wait_code(struct tool *t)
 		return -1;
 	}
 	tool_kill(t);
-	gh_fail(502, "gh did not show a device code within 30 seconds; the "
+	worker_fail(502, "gh did not show a device code within 30 seconds; the "
 	    "device flow may be unavailable for this host.");
 	return -1;
 }
@@ -228,7 +217,7 @@ gh_finish(const char *gh, char *const envp[])
 
 	memset(&r, 0, sizeof(r));
 	if (gh_read_token(gh, envp, tok, sizeof(tok)) == -1) {
-		gh_fail(502, "gh logged in but its token could not be read.");
+		worker_fail(502, "gh logged in but its token could not be read.");
 		return;
 	}
 	if (check_store("github", tok, "cli", &r) == 0)
@@ -253,7 +242,7 @@ ghdevice_run(uint32_t op)
 	if (op != JOB_OP_DEVICE)
 		fatalx("protocol violation by http: op %u for a device flow", op);
 	if (toolpath_find(worker.ci.conf.gh, "gh", gh, sizeof(gh)) == -1) {
-		gh_fail(503, "The GitHub CLI (gh) is not installed or not "
+		worker_fail(503, "The GitHub CLI (gh) is not installed or not "
 		    "runnable; install it or set gh in the configuration.");
 		return;
 	}
@@ -262,7 +251,7 @@ ghdevice_run(uint32_t op)
 		fatal("mkdir %s", confdir);
 	gh_env_build(&env, dir, confdir);
 	if (tool_start(&t, gh, argv, env.envp) == -1) {
-		gh_fail(503, "gh could not be started.");
+		worker_fail(503, "gh could not be started.");
 		return;
 	}
 	if (gh_wait_code(&t) == -1)

@@ -38,17 +38,6 @@ struct rc_flow {
 };
 
 static void
-rc_fail(uint32_t status, const char *sentence)
-{
-	struct worker_result r;
-
-	memset(&r, 0, sizeof(r));
-	r.status = status;
-	snprintf(r.sentence, sizeof(r.sentence), "%s", sentence);
-	worker_answer(&r);
-}
-
-static void
 rc_env(struct rc_flow *f)
 {
 	const struct config	*conf = &worker.ci.conf;
@@ -167,12 +156,12 @@ rc_wait_url(struct rc_flow *f)
 	}
 	if (f->port == 0) {
 		tool_kill(&f->t);
-		rc_fail(502, "rclone did not start its authorization in time.");
+		worker_fail(502, "rclone did not start its authorization in time.");
 		return -1;
 	}
 	if (rc_provider_url(f, auth_url, sizeof(auth_url)) == -1) {
 		tool_kill(&f->t);
-		rc_fail(502, "rclone's authorization page did not lead to the "
+		worker_fail(502, "rclone's authorization page did not lead to the "
 		    "provider.");
 		return -1;
 	}
@@ -370,7 +359,7 @@ rclone_run(uint32_t op)
 	    "drive";
 	if (toolpath_find(worker.ci.conf.rclone, "rclone", f.rclone,
 	    sizeof(f.rclone)) == -1) {
-		rc_fail(503, "rclone is not installed or not runnable on the "
+		worker_fail(503, "rclone is not installed or not runnable on the "
 		    "server; install it or set rclone in the configuration.");
 		return;
 	}
@@ -386,7 +375,7 @@ rclone_run(uint32_t op)
 		argv[n++] = worker.ci.conf.ca_file;
 	argv[n] = NULL;
 	if (tool_start(&f.t, f.rclone, argv, f.envp) == -1) {
-		rc_fail(503, "rclone could not be started.");
+		worker_fail(503, "rclone could not be started.");
 		return;
 	}
 	if (rc_wait_url(&f) == -1)

@@ -35,17 +35,6 @@ struct vc_flow {
 	char	 verifier_id[40];
 };
 
-static void
-vc_fail(uint32_t status, const char *sentence)
-{
-	struct worker_result r;
-
-	memset(&r, 0, sizeof(r));
-	r.status = status;
-	snprintf(r.sentence, sizeof(r.sentence), "%s", sentence);
-	worker_answer(&r);
-}
-
 /* n random bytes as unpadded base64url. */
 static void
 vc_random_b64url(char *out, size_t outlen, size_t n)
@@ -159,7 +148,7 @@ vc_register(struct vc_flow *f, const char *redirect)
 	    strlen(id) >= sizeof(f->client_id)) {
 		if (v != NULL)
 			json_free_secret(v);
-		vc_fail(502, "Vercel did not register an OAuth client for "
+		worker_fail(502, "Vercel did not register an OAuth client for "
 		    "connectord; try again later or set vercel_client_id.");
 		return -1;
 	}

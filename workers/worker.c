@@ -69,6 +69,17 @@ worker_answer(const struct worker_result *r)
 	msg_free(&m);
 }
 
+void
+worker_fail(uint32_t status, const char *sentence)
+{
+	struct worker_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.status = status;
+	snprintf(r.sentence, sizeof(r.sentence), "%s", sentence);
+	worker_answer(&r);
+}
+
 static uint32_t
 worker_vault_call(struct msg *req, uint16_t ans, char *sentence, size_t len,
     char **secret)

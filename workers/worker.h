@@ -33,6 +33,8 @@ struct worker_result {
 
 /* Send the result to http (once). */
 void worker_answer(const struct worker_result *r);
+/* Answer http with a failure: a status and our own sentence. */
+void worker_fail(uint32_t status, const char *sentence);
 
 /* Vault requests within the grant; each returns the vault's status. */
 uint32_t worker_vault_put(const char *connector, const char *entry_json,
