@@ -235,15 +235,45 @@ token_disconnect_done(struct preq *p, uint32_t status, const char *sentence,
 	(void)ident;
 	if (status != 200)
 		token_fail(p->req, status, sentence);
+	else if (strcmp(p->connector, "vercel") == 0)
+		http_reply(p->req, 200, p->op ? "{\"ok\":true,\"revoked\":true}" :
+		    "{\"ok\":true,\"revoked\":false}");
 	else
 		http_reply(p->req, 200, "{\"ok\":true}");
+}
+
+/* The revocation attempt is over (done or not): now forget the token. */
+static void
+token_revoked(struct preq *p, uint32_t status, const char *sentence,
+    yajl_val ident)
+{
+	struct preq	*d;
+	yajl_val	 r = json_obj_get(ident, "revoked");
+
+	(void)sentence;
+	if ((d = preq_new(p->req, p->connector, token_disconnect_done)) ==
+	    NULL)
+		return;
+	d->op = status == 200 && YAJL_IS_TRUE(r);
+	preq_vault_delete(d, "");
 }
 
 void
 http_token_disconnect(struct evhttp_request *req, const char *connector)
 {
-	struct preq *p;
+	struct preq	*p;
+	yajl_val	 c = http_meta_connector(connector);
+	const char	*method = json_obj_str(c, "auth_method");
 
+	/* A Vercel OAuth token is revoked upstream first (when the client
+	 * has a secret to authenticate the revocation with). */
+	if (strcmp(connector, "vercel") == 0 && method != NULL &&
+	    strcmp(method, "oauth") == 0 &&
+	    YAJL_IS_TRUE(json_obj_get(c, "stored"))) {
+		if ((p = preq_new(req, connector, token_revoked)) != NULL)
+			preq_spawn(p, "revoke", "", JOB_OP_REVOKE, NULL);
+		return;
+	}
 	if ((p = preq_new(req, connector, token_disconnect_done)) != NULL)
 		preq_vault_delete(p, "");
 }

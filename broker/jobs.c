@@ -46,6 +46,8 @@ static const struct job_kind job_kinds[] = {
 	{ "oauth", GRANT_OP_PUT | GRANT_OP_CLIENT, 0, NULL, 0, ",vercel," },
 	{ "refresh", GRANT_OP_GET | GRANT_OP_PUT | GRANT_OP_MARK |
 	    GRANT_OP_CLIENT, CD_JOB_TTL_CHECK, NULL, 0, ",vercel," },
+	{ "revoke", GRANT_OP_GET | GRANT_OP_CLIENT, CD_JOB_TTL_CHECK, NULL, 0,
+	    ",vercel," },
 };
 
 static const struct job_kind *

@@ -100,6 +100,7 @@ enum msg_type {
 #define JOB_OP_SUBMIT		5	/* the pasted code (secret), state */
 #define JOB_OP_OAUTH		6	/* start a Vercel OAuth (PKCE) flow */
 #define JOB_OP_REFRESH		7	/* refresh the stored Vercel token */
+#define JOB_OP_REVOKE		8	/* revoke the stored Vercel token */
 
 /* Grant operations: what a worker may ask of the vault. */
 #define GRANT_OP_PUT	0x01u	/* store the credential of its connector */

@@ -576,3 +576,81 @@ vercel_refresh_run(uint32_t op)
 	}
 	explicit_bzero(&f, sizeof(f));
 }
+
+/* POST the revocation (RFC 7009) with HTTP Basic client credentials. */
+static int
+vc_revoke_post(struct vc_flow *f, const char *token)
+{
+	struct curl_answer	 a;
+	char			 url[1100], basic[600], auth[1000];
+	char			 et[3 * CD_SECRET_MAX + 1], *form;
+	unsigned char		 enc[900];
+	const char		*hdrs[] = { auth, "Content-Type: "
+				    "application/x-www-form-urlencoded", NULL };
+	size_t			 len;
+	int			 ok;
+
+	snprintf(basic, sizeof(basic), "%s:%s", f->client_id, f->client_secret);
+	EVP_EncodeBlock(enc, (const unsigned char *)basic, (int)strlen(basic));
+	snprintf(auth, sizeof(auth), "Authorization: Basic %s", enc);
+	if (paste_encode(token, et, sizeof(et)) == -1)
+		return 0;
+	len = strlen(et) + 64;
+	if ((form = malloc(len)) == NULL)
+		fatalx("out of memory");
+	snprintf(form, len, "token=%s&token_type_hint=access_token", et);
+	snprintf(url, sizeof(url), "%s/login/oauth/token/revoke",
+	    worker.ci.conf.vercel_api_url);
+	ok = curl_post(url, hdrs, form, &a) == 0 && a.code == 200;
+	curl_answer_free(&a);
+	msg_free_secret(form);
+	explicit_bzero(basic, sizeof(basic));
+	explicit_bzero(auth, sizeof(auth));
+	explicit_bzero(enc, sizeof(enc));
+	explicit_bzero(et, sizeof(et));
+	return ok;
+}
+
+void
+vercel_revoke_run(uint32_t op)
+{
+	static struct vc_flow	 f;
+	struct worker_result	 r;
+	char			*entry = NULL, err[64], sentence[256];
+	yajl_val		 e = NULL, c = NULL;
+	int			 revoked = 0;
+
+	if (op != JOB_OP_REVOKE)
+		fatalx("protocol violation by http: op %u for a revoke", op);
+	memset(&r, 0, sizeof(r));
+	if (worker_vault_get("vercel", &entry, sentence, sizeof(sentence)) ==
+	    200 && entry != NULL)
+		e = json_parse(entry, strlen(entry), CD_MSG_STR_MAX, err,
+		    sizeof(err));
+	msg_free_secret(entry);
+	entry = NULL;
+	if (worker_vault_get("vercel_client", &entry, sentence,
+	    sizeof(sentence)) == 200 && entry != NULL)
+		c = json_parse(entry, strlen(entry), CD_MSG_STR_MAX, err,
+		    sizeof(err));
+	msg_free_secret(entry);
+	if (json_obj_str(c, "client_id") != NULL &&
+	    json_obj_str(c, "client_secret") != NULL &&
+	    json_obj_str(e, "access_token") != NULL) {
+		snprintf(f.client_id, sizeof(f.client_id), "%s",
+		    json_obj_str(c, "client_id"));
+		snprintf(f.client_secret, sizeof(f.client_secret), "%s",
+		    json_obj_str(c, "client_secret"));
+		revoked = vc_revoke_post(&f, json_obj_str(e, "access_token"));
+	}
+	if (e != NULL)
+		json_free_secret(e);
+	if (c != NULL)
+		json_free_secret(c);
+	r.status = 200;
+	r.identity = strdup(revoked ? "{\"revoked\":true}" :
+	    "{\"revoked\":false}");
+	worker_answer(&r);
+	free(r.identity);
+	explicit_bzero(&f, sizeof(f));
+}

@@ -247,6 +247,8 @@ main(int argc, char *argv[])
 		vercel_run(op);
 	else if (strcmp(worker.ci.kind, "refresh") == 0)
 		vercel_refresh_run(op);
+	else if (strcmp(worker.ci.kind, "revoke") == 0)
+		vercel_revoke_run(op);
 	else
 		check_run(op, secret);
 	msg_free_secret(secret);

@@ -61,6 +61,9 @@ void ghdevice_run(uint32_t op);
 void vercel_run(uint32_t op);
 /* Refresh the stored Vercel OAuth token (refresh_token grant). */
 void vercel_refresh_run(uint32_t op);
+/* Revoke the stored Vercel OAuth token upstream (needs a client secret);
+ * answers {"revoked": bool}. */
+void vercel_revoke_run(uint32_t op);
 
 /* rclone.c: the Drive / OneDrive flow through the real rclone. */
 void rclone_run(uint32_t op);
