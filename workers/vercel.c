@@ -174,9 +174,14 @@ vc_register(struct vc_flow *f, const char *redirect)
 	return 0;
 }
 
-/* The client: configured, kept by the vault, or registered now. */
+/*
+ * The client: configured, kept by the vault, or (only when starting a
+ * flow, register != 0) registered now. A refresh or a revocation uses the
+ * stored client as it is: its tokens are bound to it, whatever redirect
+ * URI is configured today. 0, or -1 (answered when registering).
+ */
 static int
-vc_client(struct vc_flow *f)
+vc_client(struct vc_flow *f, int register_ok)
 {
 	const struct config	*conf = &worker.ci.conf;
 	char			*entry = NULL, sentence[256], err[64];
@@ -193,7 +198,8 @@ vc_client(struct vc_flow *f)
 		c = json_parse(entry, strlen(entry), CD_MSG_STR_MAX, err,
 		    sizeof(err));
 	msg_free_secret(entry);
-	if (vc_client_usable(c, conf->vercel_redirect_uri) &&
+	if ((vc_client_usable(c, conf->vercel_redirect_uri) ||
+	    (!register_ok && json_obj_str(c, "client_id") != NULL)) &&
 	    strlen(json_obj_str(c, "client_id")) < sizeof(f->client_id)) {
 		sec = json_obj_str(c, "client_secret");
 		snprintf(f->client_id, sizeof(f->client_id), "%s",
@@ -205,6 +211,8 @@ vc_client(struct vc_flow *f)
 	}
 	if (c != NULL)
 		json_free_secret(c);
+	if (!register_ok)
+		return -1;
 	return vc_register(f, conf->vercel_redirect_uri);
 }
 
@@ -410,7 +418,7 @@ vercel_run(uint32_t op)
 	if (op != JOB_OP_OAUTH)
 		fatalx("protocol violation by http: op %u for Vercel OAuth", op);
 	memset(&r, 0, sizeof(r));
-	if (vc_client(&f) == -1)
+	if (vc_client(&f, 1) == -1)
 		return;
 	vc_random_b64url(f.state, sizeof(f.state), 32);
 	vc_random_b64url(f.verifier, sizeof(f.verifier), 32);
@@ -563,10 +571,14 @@ vercel_refresh_run(uint32_t op)
 		snprintf(r.sentence, sizeof(r.sentence), "The stored Vercel "
 		    "entry cannot be read.");
 	}
-	if (old != NULL && vc_client(&f) == 0)
+	if (old != NULL && vc_client(&f, 0) == 0)
 		vc_refresh(&f, old, &r);
-	else if (old != NULL)
-		r.status = 0;	/* vc_client answered */
+	else if (old != NULL) {
+		r.status = 422;
+		snprintf(r.sentence, sizeof(r.sentence), "The Vercel OAuth "
+		    "client is gone, so the token cannot be refreshed; connect "
+		    "Vercel again.");
+	}
 	if (old != NULL)
 		json_free_secret(old);
 	if (r.status != 0) {
@@ -577,9 +589,9 @@ vercel_refresh_run(uint32_t op)
 	explicit_bzero(&f, sizeof(f));
 }
 
-/* POST the revocation (RFC 7009) with HTTP Basic client credentials. */
+/* POST one revocation (RFC 7009) with HTTP Basic client credentials. */
 static int
-vc_revoke_post(struct vc_flow *f, const char *token)
+vc_revoke_post(struct vc_flow *f, const char *token, const char *hint)
 {
 	struct curl_answer	 a;
 	char			 url[1100], basic[600], auth[1000];
@@ -598,7 +610,7 @@ vc_revoke_post(struct vc_flow *f, const char *token)
 	len = strlen(et) + 64;
 	if ((form = malloc(len)) == NULL)
 		fatalx("out of memory");
-	snprintf(form, len, "token=%s&token_type_hint=access_token", et);
+	snprintf(form, len, "token=%s&token_type_hint=%s", et, hint);
 	snprintf(url, sizeof(url), "%s/login/oauth/token/revoke",
 	    worker.ci.conf.vercel_api_url);
 	ok = curl_post(url, hdrs, form, &a) == 0 && a.code == 200;
@@ -641,7 +653,13 @@ vercel_revoke_run(uint32_t op)
 		    json_obj_str(c, "client_id"));
 		snprintf(f.client_secret, sizeof(f.client_secret), "%s",
 		    json_obj_str(c, "client_secret"));
-		revoked = vc_revoke_post(&f, json_obj_str(e, "access_token"));
+		/* The refresh token outlives the access token: revoke it
+		 * too; "revoked" reports the access token's fate. */
+		if (json_obj_str(e, "refresh_token") != NULL)
+			(void)vc_revoke_post(&f, json_obj_str(e,
+			    "refresh_token"), "refresh_token");
+		revoked = vc_revoke_post(&f, json_obj_str(e, "access_token"),
+		    "access_token");
 	}
 	if (e != NULL)
 		json_free_secret(e);
