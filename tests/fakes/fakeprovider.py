@@ -1056,8 +1056,626 @@ class Microsoft(OAuthProvider):
         return super().control_config(body)
 
 
-# One instance per provider class; add Vercel here as its class is written.
-PROVIDER_CLASSES = (Manus, GitHub, Google, Microsoft)
+# ---------------------------------------------------------------------------
+# Vercel: REST tokens checked with GET /v2/user, and "Sign in with Vercel"
+# (authorization code with PKCE S256, RFC 7591 registration, OIDC userinfo):
+# reference/specs.md section 9, reference/seed-service.md section 6.
+
+VERCEL_SCOPES = ("openid", "email", "profile", "offline_access")
+PKCE_VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "abcdefghijklmnopqrstuvwxyz0123456789-._~")
+B64URL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "abcdefghijklmnopqrstuvwxyz0123456789-_")
+VERCEL_CODE_TTL = 600       # seconds an authorization code stays good
+VERCEL_TOKEN_TTL = 3600     # expires_in of an access token
+
+
+def pkce_s256(verifier):
+    """RFC 7636 S256: BASE64URL-NOPAD(SHA256(ASCII(verifier)))."""
+    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def valid_verifier(v):
+    """RFC 7636 section 4.1: 43 to 128 unreserved characters."""
+    return isinstance(v, str) and 43 <= len(v) <= 128 and \
+        set(v) <= PKCE_VERIFIER_CHARS
+
+
+class VercelCode:
+    """One authorization code, bound to the client, the redirect URI and
+    the PKCE challenge of its authorization request; good once.
+    status: "issued", "redeemed", or "failed" (a refused redemption also
+    spends it)."""
+
+    def __init__(self, client_id, redirect_uri, challenge, scope, state,
+                 username):
+        self.code = "vc_code_" + secrets.token_urlsafe(24)
+        self.client_id = client_id
+        self.redirect_uri = redirect_uri
+        self.challenge = challenge
+        self.scope = scope
+        self.state = state
+        self.username = username
+        self.status = "issued"
+        self.created = time.time()
+
+    def expired(self):
+        return time.time() > self.created + VERCEL_CODE_TTL
+
+    def public(self):
+        """For /_fake/vercel/state: the code as a fingerprint."""
+        return {"code": fingerprint(self.code), "client_id": self.client_id,
+                "redirect_uri": self.redirect_uri,
+                "code_challenge": self.challenge, "scope": self.scope,
+                "state": self.state, "username": self.username,
+                "status": self.status, "created": round(self.created, 3)}
+
+
+class Vercel(Provider):
+    """api.vercel.com and vercel.com.
+
+    REST: ``GET /v2/user`` answers ``{"user": {...}}`` for a Bearer token
+    registered with ``POST /_fake/vercel/pat`` or issued by the OAuth
+    endpoints below, else ``reject_status`` (401, or 403 as the live API
+    does) with Vercel's error shape.
+
+    OAuth ("Sign in with Vercel"):
+
+    - ``POST /login/oauth/register`` (RFC 7591) takes a JSON client
+      metadata document and answers 201 with a fresh ``client_id`` (and a
+      ``client_secret`` when config ``register_secret`` is true). Every
+      registration is recorded with its redirect URIs.
+    - ``GET vercel.com/oauth/authorize`` needs a known ``client_id``, a
+      ``redirect_uri`` registered for that client (exact match),
+      ``response_type=code``, a ``state``, a 43-character
+      ``code_challenge`` and ``code_challenge_method=S256``; otherwise 400
+      (never a redirect to an unchecked URI). The person is config
+      ``oauth_username``; consent is given at once: 302 to
+      ``<redirect_uri>?code=<fresh>&state=<state>``. After ``deny`` the
+      next one redirects with ``error=access_denied``, an
+      ``error_description`` and the state instead.
+    - ``POST /login/oauth/token`` (form): ``authorization_code`` needs a
+      code it issued, unspent and unexpired, for the same client_id and
+      redirect_uri, and a ``code_verifier`` whose S256 is the code's
+      challenge (counted in state as pkce passed/failed); confidential
+      clients authenticate (Basic or form secret). ``refresh_token``
+      rotates: the old refresh token dies, a new one is issued. Refresh
+      tokens only with the ``offline_access`` scope. Errors are 400
+      ``invalid_grant`` etc. (401 ``invalid_client``); ``token_mode`` "400"
+      refuses every request, "500" fails it.
+    - ``GET|POST /login/oauth/userinfo`` (Bearer, OAuth tokens only):
+      claims ``sub``, ``preferred_username``, ``name``, ``picture``
+      (profile), ``email``, ``email_verified`` (email);
+      ``userinfo_mode`` "404" makes it fail, so that a client falls back.
+    - ``POST /login/oauth/token/revoke`` (RFC 7009), client authenticated
+      as on the token endpoint (else 401): forgets an access or refresh
+      token, 200 even for an unknown one; each revocation is recorded.
+
+    ``display_name``, when set, replaces every account's name in every
+    answer (/v2/user and userinfo): a hostile provider's markup.
+    """
+
+    name = "vercel"
+    hosts = ("api.vercel.com", "vercel.com")
+    API_HOST, WEB_HOST = "api.vercel.com", "vercel.com"
+    DEFAULTS = {"display_name": None, "token_mode": "normal",
+                "userinfo_mode": "normal", "register_secret": False,
+                "reject_status": 401, "oauth_username": "vercel-fake"}
+    TOKEN_MODES = ("normal", "400", "500")
+    USERINFO_MODES = ("normal", "404")
+    DENY_TEXT = "The user denied the authorization request."
+
+    def __init__(self):
+        super().__init__()
+        self.routes = {
+            ("GET", "/v2/user"): self.v2_user,
+            ("POST", "/login/oauth/register"): self.register,
+            ("GET", "/oauth/authorize"): self.authorize,
+            ("POST", "/login/oauth/token"): self.token,
+            ("GET", "/login/oauth/userinfo"): self.userinfo,
+            ("POST", "/login/oauth/userinfo"): self.userinfo,
+            ("POST", "/login/oauth/token/revoke"): self.revoke,
+        }
+        self._clear()
+
+    def _clear(self):
+        self.config = dict(self.DEFAULTS)
+        self.users = {}             # username -> account facts
+        self.clients = {}           # client_id -> client metadata
+        self.registrations = []     # what each registration asked
+        self.codes = {}             # code -> VercelCode
+        self.tokens = {}            # access token -> grant facts
+        self.refresh_tokens = {}    # live refresh token -> grant facts
+        self.spent_refresh = set()  # fingerprints of rotated-out ones
+        self.token_requests = []
+        self.pkce = {"passed": 0, "failed": 0}
+        self.revocations = []
+        self.deny_next = []         # error_description of queued refusals
+
+    def reset(self):
+        super().reset()
+        with self.lock:
+            self._clear()
+
+    # -- shapes
+
+    def error_500(self):
+        return Response(500, {"error": {"code": "internal_server_error",
+                                        "message": "An unexpected internal "
+                                                   "error occurred."}})
+
+    def not_found(self, req):
+        return Response(404, {"error": {"code": "not_found",
+                                        "message": "The requested path was "
+                                                   "not found."}})
+
+    @staticmethod
+    def oauth_error(code, description, status=400):
+        return Response(status, {"error": code,
+                                 "error_description": description},
+                        headers={"Cache-Control": "no-store"})
+
+    def wrong_host(self, req, host):
+        return req.host is not None and req.host != host
+
+    def account(self, username, name=DERIVED, email=None):
+        """The account of username, made up on first use. Lock held."""
+        u = self.users.get(username)
+        if u is None:
+            h = hashlib.sha256(username.encode()).hexdigest()
+            u = {"uid": "usr_" + h[:24], "username": username,
+                 "name": username.replace("-", " ").title(),
+                 "email": username + "@example.com", "avatar": h[:40],
+                 "created": 1577836800000 + int(h[24:30], 16)}
+            self.users[username] = u
+        if name is not DERIVED:
+            u["name"] = name
+        if email is not None:
+            u["email"] = email
+        return u
+
+    def shown_name(self, u):
+        """The account's name as answered. Lock held."""
+        override = self.config["display_name"]
+        return override if override is not None else u["name"]
+
+    def user_doc(self, u):
+        """GET /v2/user's answer for an account. Lock held."""
+        return {"user": {
+            "id": u["uid"], "uid": u["uid"], "email": u["email"],
+            "name": self.shown_name(u), "username": u["username"],
+            "avatar": u["avatar"], "defaultTeamId": None,
+            "createdAt": u["created"], "softBlock": None,
+            "version": "northstar"}}
+
+    def bearer(self, req):
+        """(token, grant facts) of a known Bearer token, else (None, None).
+        Lock held."""
+        value = req.headers.get("Authorization") or ""
+        scheme, _, cred = value.partition(" ")
+        cred = cred.strip()
+        if scheme.lower() != "bearer" or not cred:
+            return None, None
+        facts = self.tokens.get(cred)
+        return (cred, facts) if facts else (None, None)
+
+    @staticmethod
+    def form(req):
+        text = (req.body or b"").decode("utf-8", "replace")
+        return {k: v[0] for k, v in
+                urllib.parse.parse_qs(text, keep_blank_values=True).items()}
+
+    # -- api.vercel.com REST
+
+    def v2_user(self, req):
+        if self.wrong_host(req, self.API_HOST):
+            return self.not_found(req)
+        with self.lock:
+            _, facts = self.bearer(req)
+            if facts is None:
+                return Response(self.config["reject_status"], {"error": {
+                    "code": "forbidden", "message": "Not authorized",
+                    "invalidToken": True}})
+            return Response(200, self.user_doc(self.users[facts["user"]]))
+
+    # -- OAuth: registration
+
+    def register(self, req):
+        if self.wrong_host(req, self.API_HOST):
+            return self.not_found(req)
+        meta = req.json()
+        if not isinstance(meta, dict):
+            return self.oauth_error("invalid_client_metadata",
+                                    "The body must be a JSON object.")
+        uris = meta.get("redirect_uris")
+        if not isinstance(uris, list) or not uris or not all(
+                isinstance(u, str) and
+                urllib.parse.urlsplit(u).scheme in ("http", "https") and
+                urllib.parse.urlsplit(u).netloc and "#" not in u
+                for u in uris):
+            return self.oauth_error("invalid_redirect_uri",
+                                    "redirect_uris must be absolute http(s) "
+                                    "URIs without a fragment.")
+        method = meta.get("token_endpoint_auth_method", "client_secret_basic")
+        if method not in ("none", "client_secret_basic",
+                          "client_secret_post"):
+            return self.oauth_error("invalid_client_metadata",
+                                    "Unsupported token_endpoint_auth_method.")
+        with self.lock:
+            secret = None
+            if self.config["register_secret"]:
+                secret = "vcs_" + secrets.token_urlsafe(32)
+                if method == "none":
+                    method = "client_secret_post"
+            client_id = "cl_" + secrets.token_hex(12)
+            client = {
+                "client_id": client_id,
+                "client_id_issued_at": int(time.time()),
+                "client_name": meta.get("client_name"),
+                "redirect_uris": list(uris),
+                "grant_types": meta.get("grant_types",
+                                        ["authorization_code"]),
+                "response_types": meta.get("response_types", ["code"]),
+                "token_endpoint_auth_method": method,
+                "scope": meta.get("scope", "openid email profile")}
+            if secret is not None:
+                client["client_secret"] = secret
+                client["client_secret_expires_at"] = 0
+            self.clients[client_id] = client
+            self.registrations.append({
+                "client_id": client_id, "request": meta,
+                "with_secret": secret is not None,
+                "time": round(time.time(), 3)})
+        return Response(201, client, headers={"Cache-Control": "no-store"})
+
+    # -- OAuth: vercel.com/oauth/authorize
+
+    def authorize(self, req):
+        if self.wrong_host(req, self.WEB_HOST):
+            return self.not_found(req)
+        q = {k: v[0] for k, v in req.query.items()}
+        for k in ("client_id", "redirect_uri", "response_type", "state",
+                  "code_challenge", "code_challenge_method"):
+            if not q.get(k):
+                return self.oauth_error("invalid_request",
+                                        "Missing parameter: " + k)
+        with self.lock:
+            client = self.clients.get(q["client_id"])
+            if client is None:
+                return self.oauth_error("invalid_client",
+                                        "Unknown client_id.", 401)
+            if q["redirect_uri"] not in client["redirect_uris"]:
+                return self.oauth_error("invalid_request", "redirect_uri "
+                                        "is not registered for this client.")
+        if q["response_type"] != "code":
+            return self.oauth_error("unsupported_response_type",
+                                    "Only response_type=code is supported.")
+        if q["code_challenge_method"] != "S256":
+            return self.oauth_error("invalid_request",
+                                    "code_challenge_method must be S256.")
+        if len(q["code_challenge"]) != 43 or \
+                not set(q["code_challenge"]) <= B64URL_CHARS:
+            return self.oauth_error("invalid_request",
+                                    "code_challenge is not an S256 value.")
+        scope = q.get("scope", "openid email profile")
+        if set(scope.split()) - set(VERCEL_SCOPES):
+            return self.oauth_error("invalid_scope", "Unknown scope.")
+        redirect = q["redirect_uri"]
+        with self.lock:
+            if self.deny_next:
+                desc = self.deny_next.pop(0)
+                params = [("error", "access_denied"),
+                          ("error_description", desc), ("state", q["state"])]
+            else:
+                username = self.config["oauth_username"]
+                self.account(username)
+                c = VercelCode(q["client_id"], redirect, q["code_challenge"],
+                               scope, q["state"], username)
+                self.codes[c.code] = c
+                params = [("code", c.code), ("state", q["state"])]
+        sep = "&" if "?" in redirect else "?"
+        return Response(302, b"", "text/html", headers={
+            "Location": redirect + sep + urllib.parse.urlencode(params)})
+
+    # -- OAuth: tokens
+
+    def client_auth(self, req, f):
+        """(client, secret check) where the check is "ok", "none" (no
+        secret sent), or "wrong"; client None when unknown. Lock held."""
+        basic = OAuthProvider.basic_auth(req)
+        client_id = basic[0] if basic else f.get("client_id")
+        secret = basic[1] if basic else f.get("client_secret")
+        client = self.clients.get(client_id or "")
+        if not secret:
+            return client, "none"
+        ok = client is not None and client.get("client_secret") is not None \
+            and secrets.compare_digest(client["client_secret"], secret)
+        return client, "ok" if ok else "wrong"
+
+    def issue(self, client_id, username, scope):
+        """(access, refresh or None), recorded. Lock held."""
+        access = "vca_" + secrets.token_urlsafe(32)
+        refresh = "vcr_" + secrets.token_urlsafe(32) \
+            if "offline_access" in scope.split() else None
+        facts = {"user": username, "source": "oauth", "client_id": client_id,
+                 "scope": scope, "refresh_token": refresh,
+                 "issued": round(time.time(), 3)}
+        self.tokens[access] = facts
+        if refresh:
+            self.refresh_tokens[refresh] = facts
+        return access, refresh
+
+    def token(self, req):
+        if self.wrong_host(req, self.API_HOST):
+            return self.not_found(req)
+        f = self.form(req)
+        grant = f.get("grant_type")
+        rec = {"grant_type": grant,
+               "client_id": f.get("client_id"),
+               "auth_style": "basic" if OAuthProvider.basic_auth(req)
+               else "form" if "client_secret" in f else "none",
+               "redirect_uri": f.get("redirect_uri"),
+               "code": fingerprint(f["code"]) if f.get("code") else None,
+               "code_verifier": fingerprint(f["code_verifier"])
+               if f.get("code_verifier") else None,
+               "refresh_token": fingerprint(f["refresh_token"])
+               if f.get("refresh_token") else None,
+               "pkce": None, "time": round(time.time(), 3)}
+        with self.lock:
+            self.token_requests.append(rec)
+            resp = self.token_locked(req, f, grant, rec)
+            rec["status"] = resp.status
+            rec["error"] = json.loads(resp.body).get("error") \
+                if resp.status != 200 else None
+        return resp
+
+    def token_locked(self, req, f, grant, rec):
+        mode = self.config["token_mode"]
+        if mode == "500":
+            return self.error_500()
+        if mode == "400":
+            return self.oauth_error("invalid_grant", "The authorization "
+                                    "grant is invalid (forced by the fake).")
+        client, check = self.client_auth(req, f)
+        rec["client_secret"] = check
+        if client is None:
+            return self.oauth_error("invalid_client", "Unknown client.", 401)
+        rec["client_id"] = client["client_id"]
+        if client.get("client_secret") is not None and check != "ok" or \
+                check == "wrong":
+            return self.oauth_error("invalid_client", "Client "
+                                    "authentication failed.", 401)
+        if grant == "authorization_code":
+            return self.redeem_code(f, client, rec)
+        if grant == "refresh_token":
+            return self.redeem_refresh(f, client)
+        return self.oauth_error("unsupported_grant_type",
+                                "The grant type is not supported.")
+
+    def redeem_code(self, f, client, rec):
+        c = self.codes.get(f.get("code") or "")
+        if c is None or c.status != "issued" or c.expired() or \
+                c.client_id != client["client_id"]:
+            return self.oauth_error("invalid_grant", "The code is unknown, "
+                                    "expired, used already, or was issued "
+                                    "to another client.")
+        if f.get("redirect_uri") != c.redirect_uri:
+            c.status = "failed"
+            return self.oauth_error("invalid_grant", "redirect_uri differs "
+                                    "from the authorization request's.")
+        verifier = f.get("code_verifier")
+        if not valid_verifier(verifier) or \
+                not secrets.compare_digest(pkce_s256(verifier), c.challenge):
+            c.status = "failed"
+            self.pkce["failed"] += 1
+            rec["pkce"] = "failed"
+            return self.oauth_error("invalid_grant",
+                                    "PKCE verification failed.")
+        self.pkce["passed"] += 1
+        rec["pkce"] = "passed"
+        c.status = "redeemed"
+        return self.token_answer(client["client_id"], c.username, c.scope)
+
+    def redeem_refresh(self, f, client):
+        old = f.get("refresh_token") or ""
+        facts = self.refresh_tokens.get(old)
+        if facts is None or facts["client_id"] != client["client_id"]:
+            return self.oauth_error("invalid_grant", "The refresh token is "
+                                    "unknown, revoked or already used.")
+        del self.refresh_tokens[old]     # rotation: good once
+        self.spent_refresh.add(fingerprint(old))
+        return self.token_answer(client["client_id"], facts["user"],
+                                 facts["scope"])
+
+    def token_answer(self, client_id, username, scope):
+        access, refresh = self.issue(client_id, username, scope)
+        body = {"access_token": access, "token_type": "Bearer",
+                "expires_in": VERCEL_TOKEN_TTL, "scope": scope}
+        if refresh:
+            body["refresh_token"] = refresh
+        return Response(200, body, headers={"Cache-Control": "no-store",
+                                            "Pragma": "no-cache"})
+
+    # -- OAuth: userinfo and revocation
+
+    def userinfo(self, req):
+        if self.wrong_host(req, self.API_HOST):
+            return self.not_found(req)
+        with self.lock:
+            if self.config["userinfo_mode"] == "404":
+                return self.not_found(req)
+            _, facts = self.bearer(req)
+            if facts is None or facts["source"] != "oauth" or \
+                    "openid" not in facts["scope"].split():
+                return Response(401, {"error": "invalid_token",
+                                      "error_description": "The access "
+                                      "token is invalid."}, headers={
+                    "WWW-Authenticate": 'Bearer error="invalid_token"'})
+            u = self.users[facts["user"]]
+            claims = {"sub": u["uid"]}
+            scopes = facts["scope"].split()
+            if "profile" in scopes:
+                claims.update(preferred_username=u["username"],
+                              name=self.shown_name(u),
+                              picture="https://vercel.com/api/www/avatar/"
+                                      + u["avatar"])
+            if "email" in scopes:
+                claims.update(email=u["email"], email_verified=True)
+        return Response(200, claims, headers={"Cache-Control": "no-store"})
+
+    def revoke(self, req):
+        if self.wrong_host(req, self.API_HOST):
+            return self.not_found(req)
+        f = self.form(req)
+        token = f.get("token") or ""
+        with self.lock:
+            client, check = self.client_auth(req, f)
+            if client is None or check == "wrong" or \
+                    (client.get("client_secret") is not None and
+                     check != "ok"):
+                return self.oauth_error("invalid_client", "Client "
+                                        "authentication failed.", 401)
+            kind = "unknown"
+            if token in self.tokens:
+                kind = "access"
+                del self.tokens[token]
+            elif token in self.refresh_tokens:
+                kind = "refresh"
+                facts = self.refresh_tokens.pop(token)
+                self.tokens = {a: t for a, t in self.tokens.items()
+                               if t is not facts}
+            self.revocations.append({
+                "token": fingerprint(token), "kind": kind,
+                "token_type_hint": f.get("token_type_hint"),
+                "client_id": client["client_id"],
+                "auth_style": "basic" if OAuthProvider.basic_auth(req)
+                else "form", "client_secret": check,
+                "time": round(time.time(), 3)})
+        return Response(200, {})
+
+    # -- control
+
+    def control_pat(self, body):
+        """Register an account token: {"token", "username", "name"?,
+        "email"?}. Returns the /v2/user answer it will get."""
+        token = require_str(body, "token")
+        username = require_str(body, "username")
+        name = body.get("name", DERIVED)
+        if name is not DERIVED and name is not None and \
+                not isinstance(name, str):
+            raise BadControl("field 'name' must be a string or null")
+        email = body.get("email")
+        if email is not None and not isinstance(email, str):
+            raise BadControl("field 'email' must be a string")
+        with self.lock:
+            u = self.account(username, name, email)
+            self.tokens[token] = {"user": username, "source": "pat",
+                                  "client_id": None, "scope": "",
+                                  "refresh_token": None,
+                                  "issued": round(time.time(), 3)}
+            return Response(200, {"ok": True, "user": self.user_doc(u)[
+                "user"]})
+
+    def control_revoke(self, body):
+        """Forget a token (account token, OAuth access or refresh token):
+        every later use of it fails."""
+        token = require_str(body, "token")
+        with self.lock:
+            known = self.tokens.pop(token, None) is not None
+            known = self.refresh_tokens.pop(token, None) is not None or known
+        return Response(200, {"ok": True, "known": known})
+
+    def control_deny(self, body):
+        """The person refuses at the consent screen: the next authorize
+        redirects with error=access_denied and {"error_description"} (any
+        text, markup included: a hostile provider's)."""
+        desc = body.get("error_description", self.DENY_TEXT) \
+            if isinstance(body, dict) else self.DENY_TEXT
+        if not isinstance(desc, str):
+            raise BadControl("error_description must be a string")
+        with self.lock:
+            self.deny_next.append(desc)
+        return Response(200, {"ok": True})
+
+    def control_client(self, body):
+        """A client registered out of band (the vercel_client_id case):
+        {"client_id", "redirect_uris": [...], "client_secret"?}."""
+        client_id = require_str(body, "client_id")
+        uris = body.get("redirect_uris")
+        if not isinstance(uris, list) or not uris or \
+                not all(isinstance(u, str) and u for u in uris):
+            raise BadControl("redirect_uris must be a list of strings")
+        secret = body.get("client_secret")
+        if secret is not None and not isinstance(secret, str):
+            raise BadControl("client_secret must be a string")
+        client = {"client_id": client_id, "redirect_uris": list(uris),
+                  "token_endpoint_auth_method":
+                      "client_secret_post" if secret else "none",
+                  "grant_types": ["authorization_code", "refresh_token"],
+                  "response_types": ["code"],
+                  "scope": " ".join(VERCEL_SCOPES)}
+        if secret:
+            client["client_secret"] = secret
+        with self.lock:
+            self.clients[client_id] = client
+        return Response(200, {"ok": True})
+
+    def control_config(self, body):
+        """{"display_name": null|str, "token_mode": "normal"|"400"|"500",
+        "userinfo_mode": "normal"|"404", "register_secret": bool,
+        "reject_status": 401|403, "oauth_username": str}; keys not given
+        keep their value."""
+        if not isinstance(body, dict):
+            raise BadControl("body must be an object")
+        checks = {
+            "display_name": lambda v: v is None or isinstance(v, str),
+            "token_mode": lambda v: v in self.TOKEN_MODES,
+            "userinfo_mode": lambda v: v in self.USERINFO_MODES,
+            "register_secret": lambda v: isinstance(v, bool),
+            "reject_status": lambda v: v in (401, 403) and
+            not isinstance(v, bool),
+            "oauth_username": lambda v: isinstance(v, str) and v != "",
+        }
+        for k, v in body.items():
+            if k not in checks or not checks[k](v):
+                raise BadControl("bad config %s=%r" % (k, v))
+        with self.lock:
+            self.config.update(body)
+            return Response(200, {"ok": True, "config": dict(self.config)})
+
+    def state(self):
+        """Everything recorded; codes, tokens and secrets as
+        fingerprints."""
+        with self.lock:
+            clients = []
+            for c in self.clients.values():
+                c = dict(c)
+                if "client_secret" in c:
+                    c["client_secret"] = fingerprint(c["client_secret"])
+                clients.append(c)
+            return {
+                "mode": self.mode, "config": dict(self.config),
+                "registrations": [dict(r) for r in self.registrations],
+                "clients": clients,
+                "codes": [c.public() for c in self.codes.values()],
+                "pkce": dict(self.pkce),
+                "token_requests": [dict(r) for r in self.token_requests],
+                "tokens": [{"access_token": fingerprint(t),
+                            "refresh_token": fingerprint(f["refresh_token"])
+                            if f["refresh_token"] else None,
+                            "source": f["source"], "user": f["user"],
+                            "client_id": f["client_id"], "scope": f["scope"]}
+                           for t, f in self.tokens.items()],
+                "refresh_tokens": [fingerprint(t)
+                                   for t in self.refresh_tokens],
+                "spent_refresh_tokens": sorted(self.spent_refresh),
+                "revocations": list(self.revocations),
+                "deny_pending": len(self.deny_next)}
+
+
+# One instance per provider class.
+PROVIDER_CLASSES = (Manus, GitHub, Google, Microsoft, Vercel)
 
 
 class BadControl(Exception):

@@ -7,7 +7,9 @@ ends with ``cdtest.run([...], fixture=...)``. What it offers:
   exception in a test function into a ``not ok`` with the traceback as
   ``#`` lines, so one failure never hides the rest of the count.
 - Fake: the fake providers (tests/fakes/fakeprovider.py) in a temp dir,
-  with follow_auth_url() to play a browser at the fake Google/Microsoft.
+  with follow_auth_url() to play a browser at the fake Google/Microsoft,
+  vercel_authorize() at the fake vercel.com, provider_request() to call
+  a fake provider directly.
 - tcp_listening(), wait_port_free(): rclone's OAuth port (53682) is
   global to the machine.
 - Daemon: the real connectord on a free loopback port with a private
@@ -366,6 +368,82 @@ class Fake:
     def microsoft_state(self):
         """As google_state, for the fake Microsoft."""
         return self.control("GET", "/_fake/microsoft/state")
+
+    def add_vercel_pat(self, token, username, name=None, email=None):
+        """Register a Vercel account token for username (name and email
+        made up unless given; name may be None). Returns the "user" of
+        the /v2/user answer it will get."""
+        body = {"token": token, "username": username}
+        if name is not None:
+            body["name"] = name
+        if email is not None:
+            body["email"] = email
+        return self.control("POST", "/_fake/vercel/pat", body)["user"]
+
+    def revoke_vercel(self, token):
+        """Forget a Vercel token (account token, OAuth access or refresh
+        token): every later use gets 401 (or reject_status)."""
+        self.control("POST", "/_fake/vercel/revoke", {"token": token})
+
+    def vercel_config(self, **kw):
+        """display_name (None|str: every account's name as answered),
+        token_mode ("normal"|"400"|"500"), userinfo_mode ("normal"|"404"),
+        register_secret (bool), reject_status (401|403), oauth_username
+        (the person who consents). reset() restores the defaults (None,
+        normal, normal, False, 401, "vercel-fake")."""
+        return self.control("POST", "/_fake/vercel/config", kw)["config"]
+
+    def vercel_deny(self, error_description=None):
+        """The next consent at vercel.com is refused: its redirect carries
+        error=access_denied, this error_description and the state."""
+        return self.control("POST", "/_fake/vercel/deny",
+                            {} if error_description is None else
+                            {"error_description": error_description})
+
+    def vercel_add_client(self, client_id, redirect_uris, client_secret=None):
+        """A client the fake Vercel knows without registration (for a
+        configured vercel_client_id)."""
+        body = {"client_id": client_id, "redirect_uris": list(redirect_uris)}
+        if client_secret is not None:
+            body["client_secret"] = client_secret
+        return self.control("POST", "/_fake/vercel/client", body)
+
+    def vercel_state(self):
+        """{"mode", "config", "registrations", "clients", "codes", "pkce":
+        {"passed", "failed"}, "token_requests", "tokens", "refresh_tokens",
+        "spent_refresh_tokens", "revocations", "deny_pending"}; codes,
+        tokens, verifiers and secrets appear as fingerprints."""
+        return self.control("GET", "/_fake/vercel/state")
+
+    def vercel_authorize(self, authorize_url, timeout=10):
+        """Play the person's browser at vercel.com: GET the daemon's
+        authorize_url through the proxy, consent being immediate at the
+        fake, and return the Location without following it: the callback
+        URL (redirect_uri?code=..&state=.., or ?error=..) the browser would
+        open next. Raises when the fake refuses the request (400/401)."""
+        return self.follow_auth_url(authorize_url, timeout)
+
+    def provider_request(self, url, method="GET", body=None, headers=None,
+                         timeout=10):
+        """One request to a fake provider's https URL through the proxy,
+        TLS verified against the fake's CA, no redirect followed. Returns
+        (status, headers with lower-case names, parsed JSON or None, raw
+        body)."""
+        u = urllib.parse.urlsplit(url)
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.proxy_port,
+                                           timeout=timeout, context=ctx)
+        conn.set_tunnel(u.hostname, u.port or 443)
+        try:
+            path = (u.path or "/") + ("?" + u.query if u.query else "")
+            data = body.encode() if isinstance(body, str) else body
+            conn.request(method, path, body=data, headers=headers or {})
+            resp = conn.getresponse()
+            raw = resp.read()
+            hdrs = {k.lower(): v for k, v in resp.getheaders()}
+            return resp.status, hdrs, _parse_json(raw), raw
+        finally:
+            conn.close()
 
     def follow_auth_url(self, url, timeout=10):
         """Play the person's browser at the provider: GET an https URL
