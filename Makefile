@@ -32,6 +32,7 @@ install: build
 	meson install -C $(BUILD) --destdir "$(DESTDIR)"
 
 bench: build
+	@sh scripts/deps.sh bench
 	$(PYTHON) bench/run.py --build $(BUILD)
 
 clean:

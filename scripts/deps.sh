@@ -4,12 +4,16 @@
 # Also creates the dedicated service user (_connectord) when run as root.
 #   scripts/deps.sh          build and run dependencies
 #   scripts/deps.sh test     plus what the test suites use
+#   scripts/deps.sh bench    plus what the benchmarks use
 set -eu
 
 pkgs="meson ninja-build pkg-config gcc libc6-dev libevent-dev
 libcurl4-openssl-dev libyajl-dev libseccomp-dev libssl-dev rclone gh"
 if [ "${1:-}" = test ]; then
 	pkgs="$pkgs python3 openssl curl iproute2"
+fi
+if [ "${1:-}" = bench ]; then
+	pkgs="$pkgs python3 wrk"
 fi
 
 missing=""
