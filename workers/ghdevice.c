@@ -107,7 +107,6 @@ static void
 gh_report_code(const char *code, const char *url)
 {
 	yajl_gen	 g;
-	char		*out;
 
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		fatalx("out of memory");
@@ -116,11 +115,7 @@ gh_report_code(const char *code, const char *url)
 	json_gen_kstr(g, "verification_uri", url);
 	json_gen_kint(g, "expires_in", GH_EXPIRES_DEFAULT);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	worker_progress(out);
-	free(out);
+	worker_progress_gen(g);
 }
 
 /* Read "gh auth token" into tok. 0 or -1. */

@@ -116,7 +116,6 @@ static void
 rc_progress(const char *auth_url, const char *state)
 {
 	yajl_gen	 g;
-	char		*out;
 
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		fatalx("out of memory");
@@ -125,11 +124,7 @@ rc_progress(const char *auth_url, const char *state)
 	json_gen_kstr(g, "auth_url", auth_url);
 	json_gen_kstr(g, "state", state);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	worker_progress(out);
-	free(out);
+	worker_progress_gen(g);
 }
 
 static void rc_explain(struct rc_flow *, int, struct worker_result *);

@@ -224,7 +224,6 @@ vc_report(struct vc_flow *f)
 	char			 challenge[64], url[8192];
 	char			 eid[800], ered[3200], esc[200];
 	yajl_gen		 g;
-	char			*out;
 
 	vc_challenge(f->verifier, challenge, sizeof(challenge));
 	if (paste_encode(f->client_id, eid, sizeof(eid)) == -1 ||
@@ -242,11 +241,7 @@ vc_report(struct vc_flow *f)
 	json_gen_kstr(g, "state", f->state);
 	json_gen_kstr(g, "code_verifier_id", f->verifier_id);
 	yajl_gen_map_close(g);
-	if ((out = json_gen_take(g, NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_free(g);
-	worker_progress(out);
-	free(out);
+	worker_progress_gen(g);
 }
 
 /* Wait (until the deadline kills us) for http's code; malloc'd. */

@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 
 #include "cd_limits.h"
+#include "json.h"
 #include "log.h"
 #include "msg.h"
 #include "sandbox.h"
@@ -116,6 +117,18 @@ worker_progress(const char *json)
 	if (msg_put_str(&m, json) == -1 || msg_send(worker.httpfd, &m) == -1)
 		log_warn("cannot report progress to http");
 	msg_free(&m);
+}
+
+void
+worker_progress_gen(yajl_gen g)
+{
+	char *out;
+
+	if ((out = json_gen_take(g, NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_free(g);
+	worker_progress(out);
+	free(out);
 }
 
 uint32_t

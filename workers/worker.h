@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "child.h"
@@ -70,6 +71,8 @@ void rclone_run(uint32_t op);
 
 /* Report progress to http: a JSON object. */
 void worker_progress(const char *json);
+/* The same, from the document built in g (freed). */
+void worker_progress_gen(yajl_gen g);
 
 /* curl.c: one bounded HTTPS GET. */
 struct curl_answer {
