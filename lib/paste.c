@@ -128,6 +128,10 @@ paste_parse(const char *in, struct paste *p, char *err, size_t errlen)
 	size_t	 len;
 
 	memset(p, 0, sizeof(*p));
+	if (in == NULL) {
+		snprintf(err, errlen, "Paste the redirect URL or the code.");
+		return -1;
+	}
 	while (isspace((unsigned char)*in))
 		in++;
 	len = strnlen(in, PASTE_MAX + 1);

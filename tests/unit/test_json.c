@@ -123,7 +123,7 @@ test_depth_and_comments(void)
 	char	*d, *s;
 
 	d = nested(CD_JSON_DEPTH_MAX + 3, "[", "]");
-	if ((s = malloc(strlen(d) + 16)) == NULL)
+	if (d == NULL || (s = malloc(strlen(d) + 16)) == NULL)
 		abort();
 	snprintf(s, strlen(d) + 16, "[/*\"*/%s]", d);
 	ok(refused(s), "a quote in a block comment hides no depth");
