@@ -177,6 +177,40 @@ jobs_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 	jobs_kill(j);
 }
 
+/*
+ * Copy the configured CA bundle into the job's directory: the worker runs
+ * as the service user, who may not be able to read the operator's file
+ * (a root-only directory), and gh and rclone need a path to it.
+ */
+static int
+jobs_copy_ca(struct job *j)
+{
+	char	 path[PATH_MAX + 16], buf[65536];
+	ssize_t	 n;
+	size_t	 total = 0;
+	int	 in, out, rc = -1;
+
+	if (broker->conf.ca_file == NULL)
+		return 0;
+	if ((in = open(broker->conf.ca_file, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "%s/ca.pem", j->privdir);
+	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
+	while (out != -1 && (n = read(in, buf, sizeof(buf))) > 0 &&
+	    (total += (size_t)n) <= CD_CA_FILE_MAX)
+		if (write(out, buf, (size_t)n) != n)
+			goto done;
+	if (out != -1 && total <= CD_CA_FILE_MAX && (!broker->change_ids ||
+	    fchown(out, broker->svc_uid, broker->svc_gid) == 0))
+		rc = 0;
+done:
+	if (out != -1)
+		close(out);
+	close(in);
+	return rc;
+}
+
 /* Create the job's private directory, owned by the worker's user. */
 static int
 jobs_make_privdir(struct job *j)
@@ -190,7 +224,7 @@ jobs_make_privdir(struct job *j)
 	if (broker->change_ids && chown(j->privdir, broker->svc_uid,
 	    broker->svc_gid) == -1)
 		return -1;
-	return 0;
+	return jobs_copy_ca(j);
 }
 
 static int

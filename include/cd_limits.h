@@ -45,6 +45,8 @@
 #define CD_JOB_TTL_CHECK 30
 /* Seconds an outbound provider request may take, connection included. */
 #define CD_CURL_TIMEOUT_SEC 15
+/* Largest CA bundle (ca_file) copied into a job's directory. */
+#define CD_CA_FILE_MAX (4 * 1024 * 1024)
 /* Largest provider response body a worker reads. */
 #define CD_CURL_BODY_MAX (256 * 1024)
 

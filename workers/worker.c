@@ -17,6 +17,7 @@
  * credential-bearing messages it sends go to the vault.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,15 @@ worker_sandbox(void)
 
 	if (chdir(worker.ci.extra) == -1)
 		fatal("chdir %s", worker.ci.extra);
+	/* The broker copied the CA bundle here, readable by us. */
+	if (worker.ci.conf.ca_file != NULL) {
+		char ca[PATH_MAX];
+
+		snprintf(ca, sizeof(ca), "%s/ca.pem", worker.ci.extra);
+		free(worker.ci.conf.ca_file);
+		if ((worker.ci.conf.ca_file = strdup(ca)) == NULL)
+			fatal("strdup");
+	}
 	setenv("HOME", worker.ci.extra, 1);
 	setenv("TMPDIR", worker.ci.extra, 1);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
