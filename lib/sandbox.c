@@ -50,7 +50,7 @@ static const int sb_common[] = {
 	SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(sched_yield),
 	SCMP_SYS(dup), SCMP_SYS(dup3), SCMP_SYS(timerfd_create),
 	SCMP_SYS(timerfd_settime), SCMP_SYS(prlimit64), SCMP_SYS(uname),
-	SCMP_SYS(sysinfo),
+	SCMP_SYS(sysinfo), SCMP_SYS(sigaltstack),
 };
 
 /* The http role: accept on the listening sockets it was given. */
