@@ -288,6 +288,14 @@ proc_exited(struct role_proc *rp, int status)
 	rp->restarts++;
 	log_warnx("%s %s; restarting in %u ms (restart %u)", rp->name, how,
 	    rp->backoff_ms, rp->restarts);
+	/* Every worker held a channel to the dead child: none can finish
+	 * its job, so end them now (this also frees the OAuth port lock
+	 * at once instead of at the flows' deadlines). */
+	if (broker->njobs > 0) {
+		log_info("ending %zu worker(s) whose %s channel is gone",
+		    broker->njobs, rp->name);
+		jobs_kill_all();
+	}
 	tv.tv_sec = rp->backoff_ms / 1000;
 	tv.tv_usec = (rp->backoff_ms % 1000) * 1000;
 	if (rp->restart_ev == NULL)
