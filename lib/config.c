@@ -126,7 +126,7 @@ config_show(const char *v, char *out, size_t outlen)
 		out[i] = config_is_ctl((unsigned char)v[i]) ? '?' : v[i];
 	out[i] = '\0';
 	if (v[i] != '\0')
-		strcpy(out + i, "...");
+		snprintf(out + i, outlen - i, "...");
 	return out;
 }
 
@@ -751,7 +751,7 @@ config_set_option(struct config *conf, const char *kv, char *err,
 		    CD_CONF_LINE_MAX);
 		return -1;
 	}
-	strcpy(buf, kv);
+	snprintf(buf, sizeof(buf), "%s", kv);
 	if (config_split(buf, &key, &value) == -1) {
 		snprintf(err, errlen, "expected 'key=value', not '%s'",
 		    config_show(kv, show, sizeof(show)));

@@ -99,11 +99,11 @@ config_resolve(const char *path, char *out)
 		dir[--len] = '\0';
 	if ((slash = strrchr(dir, '/')) == NULL) {
 		base = dir;
-		strcpy(pdir, ".");
+		snprintf(pdir, sizeof(pdir), ".");
 	} else {
 		base = slash + 1;
 		*slash = '\0';
-		strcpy(pdir, slash == dir ? "/" : dir);
+		snprintf(pdir, sizeof(pdir), "%s", slash == dir ? "/" : dir);
 	}
 	if (realpath(pdir, out) == NULL)
 		return -1;

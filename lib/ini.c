@@ -710,19 +710,23 @@ char *
 ini_section(const char *name, const char *const keys[],
     const char *const values[], char *err, size_t errlen)
 {
-	char	*out, *p;
+	char	*out;
+	size_t	 cap, off;
 	long	 pairs;
 
 	if (ini_name_check(name, err, errlen) == -1 ||
 	    (pairs = ini_pairs_check(keys, values, err, errlen)) == -1)
 		return NULL;
-	if ((out = malloc(strlen(name) + 4 + (size_t)pairs)) == NULL) {
+	cap = strlen(name) + 4 + (size_t)pairs;
+	if ((out = malloc(cap)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	p = out + sprintf(out, "[%s]\n", name);
-	for (size_t i = 0; keys[i] != NULL; i++)
-		p += sprintf(p, "%s = %s\n", keys[i], values[i]);
+	/* cap counts every byte written below, the final NUL included. */
+	off = (size_t)snprintf(out, cap, "[%s]\n", name);
+	for (size_t i = 0; keys[i] != NULL && off < cap; i++)
+		off += (size_t)snprintf(out + off, cap - off, "%s = %s\n",
+		    keys[i], values[i]);
 	return out;
 }
 
