@@ -24,9 +24,15 @@ run: build
 	@mkdir -p var/workspace
 	./$(BUILD)/connectord -d
 
-test: test-deps $(BUILD)/build.ninja
+# Every suite twice: against the normal build, then against one built with
+# AddressSanitizer and UndefinedBehaviorSanitizer, where any report fails.
+test: test-deps $(BUILD)/build.ninja $(BUILD)-asan/build.ninja
 	ninja -C $(BUILD)
-	$(PYTHON) tests/run.py --build $(BUILD)
+	ninja -C $(BUILD)-asan
+	$(PYTHON) tests/run.py --build $(BUILD) --sanitized $(BUILD)-asan
+
+$(BUILD)-asan/build.ninja:
+	meson setup $(BUILD)-asan -Db_sanitize=address,undefined -Db_lundef=false
 
 install: build
 	meson install -C $(BUILD) --destdir "$(DESTDIR)"

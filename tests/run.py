@@ -184,11 +184,34 @@ def main():
                     help="seconds per suite (default 300, or $CDTEST_TIMEOUT)")
     ap.add_argument("--build", default=os.environ.get(
         "CD_BUILD_DIR", os.path.join(REPO, "build")))
+    ap.add_argument("--sanitized", metavar="BUILD",
+                    help="also run every suite against this build "
+                    "(-Db_sanitize=address,undefined); a sanitizer report "
+                    "in any daemon log is a failure")
     args = ap.parse_args()
+    runs = [(args.build, "", {})]
+    if args.sanitized:
+        runs.append((args.sanitized, "asan+ubsan:", {
+            "CD_SANITIZED": "1",
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}))
+    passed = failed = skipped = 0
+    for build, prefix, extra in runs:
+        p, f, s = run_build(args, os.path.abspath(build), prefix, extra)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
+    if skipped:
+        print("# %d skipped (counted as passed)" % skipped)
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 0 if failed == 0 else 1
 
-    build = os.path.abspath(args.build)
-    env = dict(os.environ, CD_BUILD_DIR=build, PYTHONDONTWRITEBYTECODE="1")
-    env.setdefault("CONNECTORD", os.path.join(build, "connectord"))
+
+def run_build(args, build, prefix, extra):
+    """Every selected suite against one build: (passed, failed,
+    skipped)."""
+
+    env = dict(os.environ, CD_BUILD_DIR=build, PYTHONDONTWRITEBYTECODE="1",
+               **extra)
+    env["CONNECTORD"] = os.path.join(build, "connectord")
     suites = [s for s in find_suites(build) if selected(s[0], args.only)]
     if not unit_binaries(build):
         print("# no unit test binaries under %s/tests: skipped" % build)
@@ -196,6 +219,7 @@ def main():
     passed = failed = skipped = 0
     for name, argv, cwd in suites:
         t0 = time.monotonic()
+        name = prefix + name
         tally, problem = run_suite(name, argv, cwd, args.timeout, env)
         passed += tally.passed
         failed += tally.failed + (1 if problem else 0)
@@ -207,10 +231,7 @@ def main():
     if not suites:
         print("# no suite matches %r" % args.only)
         failed += 1
-    if skipped:
-        print("# %d skipped (counted as passed)" % skipped)
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    return 0 if failed == 0 else 1
+    return passed, failed, skipped
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FAKE_SCRIPT = os.path.join(REPO, "tests", "fakes", "fakeprovider.py")
 BUILD = os.environ.get("CD_BUILD_DIR", os.path.join(REPO, "build"))
 KEEP = os.environ.get("CDTEST_KEEP") == "1"   # keep temp dirs for a post-mortem
+SANITIZED = os.environ.get("CD_SANITIZED") == "1"   # an ASan+UBSan build
 
 # ---------------------------------------------------------------------------
 # TAP
@@ -714,12 +715,26 @@ class Daemon:
         if self.proc is not None and self.exit_code is None:
             self.exit_code = self._terminate()
             self.logf.close()
+            if SANITIZED:
+                self._check_sanitizers()
             if _failed:
                 diag("daemon log (last 40 lines), %s:" % self.log_path)
                 diag("\n".join(self.log_text().splitlines()[-40:]))
         if not KEEP:
             shutil.rmtree(self.dir, ignore_errors=True)
         return self.exit_code
+
+    def _check_sanitizers(self):
+        """In a sanitized run (CD_SANITIZED=1) every report of
+        AddressSanitizer or UndefinedBehaviorSanitizer in the daemon's log
+        (all roles write there) is a failure."""
+        text = self.log_text()
+        reports = [line for line in text.splitlines()
+                   if "ERROR: AddressSanitizer" in line
+                   or "runtime error:" in line
+                   or "ERROR: LeakSanitizer" in line]
+        if not ok(not reports, "no sanitizer report in the daemon log"):
+            diag("\n".join(reports[:10]))
 
     def _terminate(self):
         children = set(_descendants(self.proc.pid))
