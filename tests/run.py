@@ -176,7 +176,31 @@ def verdict(tally, rc, timed_out, timeout):
     return None
 
 
+# rclone's OAuth callback port. Ports the kernel hands out on its own
+# (every test server's and client's) come from a range that contains it;
+# one landing on 53682 makes an unrelated rclone flow fail. Reserving it
+# keeps the kernel from picking it (root only).
+OAUTH_PORT = 53682
+RESERVED_PORTS = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+
+
+def reserve_oauth_port():
+    try:
+        with open(RESERVED_PORTS) as f:
+            current = f.read().strip()
+        ports = [p for p in current.split(",") if p]
+        if str(OAUTH_PORT) in ports:
+            return
+        with open(RESERVED_PORTS, "w") as f:
+            f.write(",".join(ports + [str(OAUTH_PORT)]))
+        print("# reserved port %d from the ephemeral range" % OAUTH_PORT)
+    except OSError as e:
+        print("# could not reserve port %d (%s); a test server picking it "
+              "would disturb the rclone tests" % (OAUTH_PORT, e))
+
+
 def main():
+    reserve_oauth_port()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", metavar="PATTERN")
     ap.add_argument("--timeout", type=int,
