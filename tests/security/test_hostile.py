@@ -122,6 +122,38 @@ def from_vault_to_http(fx):
     diag("http restarted after a hostile vault frame")
 
 
+def from_broker_to_vault(fx):
+    """Even the broker's channel is checked: a type the vault never takes
+    from the broker ends the vault, and the broker restarts it."""
+    _, d = fx
+    what = "broker sends META_PUSH to the vault"
+    before = d.tokens_bytes()
+    broker, vault = d.proc.pid, d.pid_of("vault")
+    fd = cdtest.channel_between(broker, vault)
+    cdtest.send_as(broker, fd, cdtest.message(
+        MSG_META_PUSH, cdtest.put_str("{}")))
+    expect_restart(d, "vault", vault, before, what)
+
+
+def from_worker_to_broker(fx):
+    """A worker saying anything but READY to the broker is killed; the
+    broker carries on and the client gets a JSON 5xx, not a hang."""
+    fake, d = fx
+    what = "worker sends GRANT to the broker"
+    before = d.tokens_bytes()
+    with live_worker(fake, d) as worker:
+        if not ok(worker, "%s: worker found" % what):
+            return
+        cdtest.send_as(worker, 3, cdtest.message(MSG_GRANT,
+                                                 cdtest.put_str("x")))
+        ok(cdtest.wait_for(lambda: not cdtest.alive(worker), 10),
+           "%s: the worker was killed" % what)
+        ok(d.proc.poll() is None, "%s: the broker lives on" % what)
+        ok(d.wait_healthy(10), "%s: healthz is 200" % what)
+        ok(d.tokens_bytes() == before, "%s: mcp-tokens.json unchanged"
+           % what)
+
+
 def main():
     put = cdtest.put_str("manus") + cdtest.put_str(
         '{"api_key":"hostile","expires_at":0,"token_type":"api_key"}') + \
@@ -143,6 +175,8 @@ def main():
         from_http_to_vault(cdtest.message(MSG_META_REQ)[:8],
                            "a truncated header"),
         from_vault_to_http,
+        from_broker_to_vault,
+        from_worker_to_broker,
     ]
     cdtest.run(tests, fixture=scenario)
 
