@@ -35,6 +35,21 @@ struct provider {
 	const char	*paste_method;
 };
 
+/* The provider answered something we cannot use: 502, in our words. */
+static void
+check_unusable(struct worker_result *r, const char *name, long code,
+    int json, const char *missing)
+{
+	r->status = 502;
+	if (json)
+		snprintf(r->sentence, sizeof(r->sentence), "%s answered HTTP %ld "
+		    "without %s; try again later.", name, code, missing);
+	else
+		snprintf(r->sentence, sizeof(r->sentence), "%s answered HTTP %ld "
+		    "with something that is not JSON; try again later.", name,
+		    code);
+}
+
 static void
 manus_request(const char *secret, char *url, size_t ulen,
     char hdrs[][CD_SECRET_MAX + 64], size_t *nhdrs)
@@ -70,11 +85,8 @@ manus_interpret(const struct curl_answer *a, struct worker_result *r)
 	    (YAJL_IS_TRUE(ok) || (YAJL_IS_INTEGER(ok) && ok->u.number.i != 0)))
 		rc = 1;
 	else {
-		r->status = 502;
-		snprintf(r->sentence, sizeof(r->sentence), body == NULL ?
-		    "Manus answered HTTP %ld with something that is not JSON; "
-		    "try again later." : "Manus answered HTTP %ld without "
-		    "confirming the key; try again later.", a->code);
+		check_unusable(r, "Manus", a->code, body != NULL,
+		    "confirming the key");
 	}
 	if (body != NULL)
 		yajl_tree_free(body);
@@ -156,11 +168,7 @@ github_interpret(const struct curl_answer *a, struct worker_result *r)
 		r->identity = github_identity(body);
 		rc = 1;
 	} else {
-		r->status = 502;
-		snprintf(r->sentence, sizeof(r->sentence), body == NULL ?
-		    "GitHub answered HTTP %ld with something that is not JSON; "
-		    "try again later." : "GitHub answered HTTP %ld without an "
-		    "account; try again later.", a->code);
+		check_unusable(r, "GitHub", a->code, body != NULL, "an account");
 	}
 	if (body != NULL)
 		yajl_tree_free(body);
@@ -247,11 +255,7 @@ vercel_interpret(const struct curl_answer *a, struct worker_result *r)
 		r->identity = vercel_identity(body);
 		rc = 1;
 	} else {
-		r->status = 502;
-		snprintf(r->sentence, sizeof(r->sentence), body == NULL ?
-		    "Vercel answered HTTP %ld with something that is not JSON; "
-		    "try again later." : "Vercel answered HTTP %ld without an "
-		    "account; try again later.", a->code);
+		check_unusable(r, "Vercel", a->code, body != NULL, "an account");
 	}
 	if (body != NULL)
 		yajl_tree_free(body);
