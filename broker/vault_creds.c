@@ -16,8 +16,6 @@
 #include "store.h"
 #include "vault.h"
 
-#define TOKENS_FILE "mcp-tokens.json"
-#define STATUS_FILE "status.json"
 /* Largest credential entry a worker may store. */
 #define VAULT_ENTRY_MAX (16 * 1024)
 
