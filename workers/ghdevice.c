@@ -27,8 +27,10 @@
 #include "toolpath.h"
 #include "worker.h"
 
-/* Seconds gh has to print the one-time code (else: no device flow). */
-#define GH_CODE_WAIT_SEC	30
+/* Seconds gh has to print the one-time code (else: GitHub did not
+ * answer). Below the shortest session_ttl (30), so that this sentence,
+ * not the job deadline's, is the answer. */
+#define GH_CODE_WAIT_SEC	20
 /* Seconds "gh auth token" may take. */
 #define GH_TOKEN_WAIT_SEC	10
 /* The device code's lifetime when gh does not say (GitHub's default). */
@@ -149,14 +151,42 @@ gh_read_token(const char *gh, char *const envp[], char *tok, size_t len)
 	return rc;
 }
 
+/* The HTTP status of gh's "...: HTTP <n>" failure line, or 0. */
+static int
+gh_http_status(const char *s)
+{
+	static const char	 key[] = "failed to authenticate via web "
+				    "browser: HTTP ";
+	const char		*p = strstr(s, key);
+	int			 n = 0;
+
+	if (p == NULL)
+		return 0;
+	p += sizeof(key) - 1;
+	for (int i = 0; i < 3; i++, p++) {
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		n = n * 10 + (*p - '0');
+	}
+	return isdigit((unsigned char)*p) ? 0 : n;
+}
+
 /* gh exited non-zero: say why in our own words. */
 static void
 gh_explain_failure(struct tool *t, int code)
 {
-	char *s = t->errbuf.data;
+	char	*s = t->errbuf.data;
+	int	 http;
 
 	tool_strip_ansi(s);
-	if (strstr(s, "(access_denied)") != NULL)
+	http = gh_http_status(s);
+	if (code > 128) {
+		char sentence[128];
+
+		snprintf(sentence, sizeof(sentence), "gh was stopped (signal "
+		    "%d) before the login completed; start again.", code - 128);
+		worker_fail(502, sentence);
+	} else if (strstr(s, "(access_denied)") != NULL)
 		worker_fail(403, "The authorization was denied on GitHub.");
 	else if (strstr(s, "(expired_token)") != NULL ||
 	    strstr(s, "context deadline exceeded") != NULL)
@@ -165,6 +195,19 @@ gh_explain_failure(struct tool *t, int code)
 	else if (strstr(s, "(slow_down)") != NULL)
 		worker_fail(502, "GitHub asked gh to slow down, which gh 2.23 treats "
 		    "as fatal; start again in a minute.");
+	else if (http != 0 && http != 200) {
+		char sentence[128];
+
+		snprintf(sentence, sizeof(sentence), "GitHub answered HTTP %d "
+		    "during the login; try again later.", http);
+		worker_fail(502, sentence);
+	} else if (http == 200 || strstr(s, "unexpected EOF") != NULL ||
+	    strstr(s, "invalid character") != NULL ||
+	    strstr(s, "unexpected end of JSON") != NULL)
+		/* An answer without the fields gh looks for, or one that
+		 * does not parse (HTML, a cut-off document). */
+		worker_fail(502, "GitHub answered the login with something gh "
+		    "could not read; try again later.");
 	else {
 		char sentence[128];
 
@@ -180,7 +223,7 @@ static int
 gh_wait_code(struct tool *t)
 {
 	char	 code[16], url[512], text[sizeof(t->errbuf.data)];
-	int	 rc;
+	int	 rc, fallback = 0, silent;
 
 	for (int waited = 0; waited < GH_CODE_WAIT_SEC * 10; waited++) {
 		rc = tool_read(t, 100);
@@ -190,17 +233,40 @@ gh_wait_code(struct tool *t)
 			gh_report_code(code, url);
 			return 0;
 		}
+		/*
+		 * gh prints the code line before the URL line: a URL line
+		 * alone is the browser login it falls back to when the
+		 * device flow is unavailable (gh.md section 5), which never
+		 * ends. No need to wait for the code any longer.
+		 */
+		if (strstr(text, "Open this URL to continue in your web "
+		    "browser: ") != NULL && strstr(text, "one-time code: ") ==
+		    NULL) {
+			fallback = 1;
+			break;
+		}
 		if (rc == 0 || rc == -2)
 			break;
 	}
+	/* gh's stderr starts with an empty line: only blanks is silence. */
+	silent = t->errbuf.data[strspn(t->errbuf.data, " \r\n")] == '\0' &&
+	    t->outbuf.len == 0;
 	explicit_bzero(text, sizeof(text));
 	if (t->out == -1 && t->err == -1) {
 		gh_explain_failure(t, tool_wait(t));
 		return -1;
 	}
 	tool_kill(t);
-	worker_fail(502, "gh did not show a device code within 30 seconds; the "
-	    "device flow may be unavailable for this host.");
+	if (fallback)
+		snprintf(text, sizeof(text), "GitHub's device flow is not "
+		    "available for this host: gh offered a browser login "
+		    "instead, which the daemon cannot complete.");
+	else
+		snprintf(text, sizeof(text), "%s within %d seconds; try again "
+		    "later.", silent ? "GitHub did not answer gh's request for "
+		    "a device code" : "gh did not show a device code",
+		    GH_CODE_WAIT_SEC);
+	worker_fail(502, text);
 	return -1;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctcmp.h"
@@ -24,14 +25,21 @@
 #include "toolpath.h"
 #include "worker.h"
 
-/* Seconds rclone has to print its local URL. */
-#define RC_URL_WAIT_SEC	30
+/* Seconds rclone has to print its local URL. Below the shortest
+ * session_ttl (30), so that this sentence, not the job deadline's, is
+ * the answer. */
+#define RC_URL_WAIT_SEC	20
+/* Seconds rclone has, once the pasted code reached it, to redeem it (one
+ * token request) and exit. Without it a token endpoint that never answers
+ * kept the flow, and the port lock, until the session's end. */
+#define RC_EXCHANGE_WAIT_SEC	20
 
 struct rc_flow {
 	const char	*backend;	/* "drive" or "onedrive" */
 	char		 rclone[512];
 	struct tool	 t;
 	int		 port;		/* rclone's callback port */
+	int		 stuck;		/* killed: the exchange took too long */
 	char		 state[64];	/* rclone's OAuth state */
 	char		*envp[8];
 	char		 envbuf[6][1200];
@@ -197,14 +205,34 @@ rc_forward(struct rc_flow *f, struct msg *m)
 	free(state);
 }
 
-/* Until rclone exits, accept pastes from http. */
+static long
+rc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Until rclone exits, accept pastes from http; once one went to rclone,
+ * it has RC_EXCHANGE_WAIT_SEC to finish. */
 static int
 rc_wait_exit(struct rc_flow *f)
 {
 	struct msg	 m;
 	int		 rc, httpfd = worker.httpfd;
+	long		 deadline = -1, left;
 
-	while ((rc = tool_poll(&f->t, httpfd, -1)) >= 1) {
+	for (;;) {
+		left = deadline < 0 ? -1 : deadline - rc_now_ms();
+		if ((rc = tool_poll(&f->t, httpfd, deadline < 0 ? -1 :
+		    left > 0 ? (int)left : 0)) == -1 && deadline >= 0) {
+			f->stuck = 1;
+			tool_kill(&f->t);
+			return -1;
+		}
+		if (rc < 1)
+			break;
 		if (rc != 2)
 			continue;
 		if ((rc = msg_recv(httpfd, &m, CD_MSG_PAYLOAD_MAX)) == 1) {
@@ -214,6 +242,7 @@ rc_wait_exit(struct rc_flow *f)
 				    msg_type_name(m.hdr.type));
 			rc_forward(f, &m);
 			msg_free(&m);
+			deadline = rc_now_ms() + RC_EXCHANGE_WAIT_SEC * 1000L;
 		} else if (rc == 0)
 			httpfd = -1;	/* http restarted: the deadline ends us */
 		else
@@ -276,9 +305,18 @@ rc_onedrive_drive(const char *token, yajl_val entry, struct worker_result *r)
 		rc = 0;
 	} else {
 		r->status = 502;
-		snprintf(r->sentence, sizeof(r->sentence), "Could not look up "
-		    "your OneDrive with Microsoft Graph (HTTP %ld); start "
-		    "again.", a.code);
+		if (a.code == 0)
+			snprintf(r->sentence, sizeof(r->sentence), "Microsoft "
+			    "Graph could not be reached to look up your OneDrive "
+			    "(%s); start again later.", a.error);
+		else if (a.code == 200)
+			snprintf(r->sentence, sizeof(r->sentence), "Microsoft "
+			    "Graph answered the lookup of your OneDrive with "
+			    "something that is not a drive; start again later.");
+		else
+			snprintf(r->sentence, sizeof(r->sentence), "Could not "
+			    "look up your OneDrive with Microsoft Graph (HTTP "
+			    "%ld); start again.", a.code);
 	}
 	if (body != NULL)
 		yajl_tree_free(body);
@@ -315,17 +353,63 @@ rc_store(struct rc_flow *f, struct worker_result *r)
 	msg_free_secret(token);
 }
 
+/* The HTTP status in rclone's "cannot fetch token: <n> ..." line, or 0. */
+static int
+rc_token_status(const char *e)
+{
+	static const char	 key[] = "cannot fetch token: ";
+	const char		*p = strstr(e, key);
+	int			 n = 0;
+
+	if (p == NULL)
+		return 0;
+	p += sizeof(key) - 1;
+	for (int i = 0; i < 3; i++, p++) {
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		n = n * 10 + (*p - '0');
+	}
+	return *p == ' ' ? n : 0;
+}
+
 /* rclone failed: say why in our own words. */
 static void
 rc_explain(struct rc_flow *f, int code, struct worker_result *r)
 {
-	const char *e = f->t.errbuf.data;
+	const char	*e = f->t.errbuf.data;
+	const char	*who = strcmp(f->backend, "onedrive") == 0 ?
+			    "Microsoft" : "Google";
+	int		 http = rc_token_status(e);
 
 	r->status = 502;
-	if (strstr(e, "address already in use") != NULL)
+	if (f->stuck)
+		snprintf(r->sentence, sizeof(r->sentence), "%s did not answer "
+		    "the exchange of the authorization code within %d seconds; "
+		    "start again later.", who, RC_EXCHANGE_WAIT_SEC);
+	else if (code > 128)
+		snprintf(r->sentence, sizeof(r->sentence), "rclone was stopped "
+		    "(signal %d) before the flow completed; start again.",
+		    code - 128);
+	else if (strstr(e, "address already in use") != NULL)
 		snprintf(r->sentence, sizeof(r->sentence), "The OAuth callback "
 		    "port %d is in use by another program; free it and start "
 		    "again.", f->port ? f->port : 53682);
+	else if (http >= 500)
+		snprintf(r->sentence, sizeof(r->sentence), "%s failed while "
+		    "redeeming the authorization code (HTTP %d); start again "
+		    "later.", who, http);
+	else if (strstr(e, "failed to get token") != NULL && http == 0 &&
+	    (strstr(e, "dial tcp") != NULL || strstr(e, "proxyconnect") !=
+	    NULL || strstr(e, "Client.Timeout") != NULL))
+		snprintf(r->sentence, sizeof(r->sentence), "%s could not be "
+		    "reached to redeem the authorization code; start again "
+		    "later.", who);
+	else if (strstr(e, "failed to get token") != NULL && http == 0)
+		/* No status: an answer that did not parse or held no
+		 * access token. */
+		snprintf(r->sentence, sizeof(r->sentence), "%s answered the "
+		    "exchange of the authorization code with something rclone "
+		    "could not read; start again later.", who);
 	else if (strstr(e, "failed to get token") != NULL)
 		snprintf(r->sentence, sizeof(r->sentence), "The provider did not "
 		    "accept the authorization code (it may have expired or "

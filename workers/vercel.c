@@ -330,6 +330,10 @@ vc_exchange(struct vc_flow *f, const char *code, struct worker_result *r)
 	else if (a.code == 0)
 		snprintf(r->sentence, sizeof(r->sentence), "Vercel could not be "
 		    "reached (%s); try again later.", a.error);
+	else if (a.code == 200)
+		snprintf(r->sentence, sizeof(r->sentence), "Vercel's token "
+		    "endpoint answered HTTP 200 %s; try again later.", v == NULL ?
+		    "with something that is not JSON" : "without an access token");
 	else
 		snprintf(r->sentence, sizeof(r->sentence), "Vercel's token "
 		    "endpoint answered HTTP %ld; try again later.", a.code);
@@ -359,7 +363,11 @@ vc_identity(const char *token)
 		if (curl_get(url, hdrs, &a) == 0 && a.code == 200 &&
 		    a.body != NULL && (v = json_parse(a.body, a.len,
 		    CD_CURL_BODY_MAX, err, sizeof(err))) != NULL) {
-			if (YAJL_IS_OBJECT(v))
+			/* An object that names an account; anything else
+			 * (an empty object, an error document) is not one. */
+			if (YAJL_IS_OBJECT(v) && (YAJL_IS_OBJECT(json_obj_get(v,
+			    "user")) || json_obj_str(v, "username") != NULL ||
+			    json_obj_str(v, "preferred_username") != NULL))
 				id = vercel_identity(v);
 			yajl_tree_free(v);
 		}
@@ -423,15 +431,24 @@ vercel_run(uint32_t op)
 	tok = vc_exchange(&f, code, &r);
 	msg_free_secret(code);
 	explicit_bzero(f.verifier, sizeof(f.verifier));
-	if (tok != NULL) {
-		r.identity = vc_identity(json_obj_str(tok, "access_token"));
+	if (tok != NULL &&
+	    (r.identity = vc_identity(json_obj_str(tok, "access_token"))) ==
+	    NULL) {
+		/* Never store a token for an account nobody can name: the
+		 * same rule as a pasted token's check. */
+		r.status = 502;
+		snprintf(r.sentence, sizeof(r.sentence), "Vercel answered the "
+		    "account lookup (userinfo and /v2/user) with something "
+		    "unusable; start again later.");
+	} else if (tok != NULL) {
 		if ((entry = vc_entry(tok, r.identity)) == NULL)
 			fatalx("out of memory");
 		r.status = worker_vault_put("vercel", entry, r.identity,
 		    r.sentence, sizeof(r.sentence));
 		msg_free_secret(entry);
-		json_free_secret(tok);
 	}
+	if (tok != NULL)
+		json_free_secret(tok);
 	if (r.status == 200)
 		r.sentence[0] = '\0';
 	worker_answer(&r);
