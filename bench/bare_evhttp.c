@@ -85,6 +85,9 @@ static const struct answer answers[] = {
 	    "{\"session_id\":\"gh-cli-bare0000\",\"user_code\":\"BARE-0000\","
 	    "\"verification_uri\":\"https://github.com/login/device\","
 	    "\"expires_in\":900}\n" },
+	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/poll", 200, "OK",
+	    "{\"status\":\"pending\",\"user_code\":\"BARE-0000\","
+	    "\"verification_uri\":\"https://github.com/login/device\"}\n" },
 	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/cancel", 200, "OK",
 	    "{\"ok\":true}\n" },
 };
