@@ -3,7 +3,8 @@
 BUILD	?= build
 PYTHON	?= /usr/bin/python3
 
-.PHONY: all build deps test-deps run test install bench fuzz clean
+.PHONY: all build deps test-deps run test install bench bench-status \
+	bench-load bench-rss fuzz clean
 
 all: build
 
@@ -37,9 +38,26 @@ $(BUILD)-asan/build.ninja:
 install: build
 	meson install -C $(BUILD) --destdir "$(DESTDIR)"
 
+# The three benchmarks of the README, one after the other (never at once:
+# they would measure each other); each also has its own target.
+# bench-load and bench-rss run rclone flows: one at a time per machine.
 bench: build
 	@sh scripts/deps.sh bench
 	$(PYTHON) bench/run.py --build $(BUILD)
+	$(PYTHON) bench/load.py --build $(BUILD)
+	$(PYTHON) bench/rss.py --build $(BUILD)
+
+bench-status: build
+	@sh scripts/deps.sh bench
+	$(PYTHON) bench/run.py --build $(BUILD)
+
+bench-load: build
+	@sh scripts/deps.sh bench
+	$(PYTHON) bench/load.py --build $(BUILD)
+
+bench-rss: build
+	@sh scripts/deps.sh bench
+	$(PYTHON) bench/rss.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

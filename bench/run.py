@@ -27,19 +27,18 @@ Python 3 standard library only; talks to 127.0.0.1 only.
 
 import argparse
 import datetime
-import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import REPO, DaemonEnv, Server, free_port, get, \
+    make_tmp  # noqa: E402
+
 PATH = "/api/connectors/manus/status"
 EXPECTED_BODY = b'{"connected":false}\n'
 EXPECTED_HEADERS = {"Content-Type": "application/json",
@@ -47,105 +46,9 @@ EXPECTED_HEADERS = {"Content-Type": "application/json",
                     "X-Content-Type-Options": "nosniff"}
 WARMUP_SECONDS = 1
 WARMUP_CONNECTIONS = 16
-START_TIMEOUT = 20      # seconds for a server to answer after start
-STOP_TIMEOUT = 10       # seconds between SIGTERM and SIGKILL
 WRK_SLACK = 30          # seconds wrk may run beyond its duration
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def free_port():
-    """A loopback port free right now (the usual small race is accepted)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port, path, token=None, timeout=2):
-    """One GET on 127.0.0.1; returns (status, headers dict, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {"Authorization": "Bearer " + token} if token else {}
-        conn.request("GET", path, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
-
-
-class Server:
-    """A process we started; stop() sends SIGTERM, then SIGKILL if needed."""
-
-    def __init__(self, name, argv, log_path):
-        self.name = name
-        self.log_path = log_path
-        self.logf = open(log_path, "ab")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf,
-                                     stderr=subprocess.STDOUT)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def wait_ready(self, port, path, token=None):
-        """Poll until GET path answers 200, or raise with the log's tail."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if not self.alive():
-                break
-            try:
-                if get(port, path, token)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("%s did not answer 200 on %s (exit status %s); "
-                           "log tail:\n%s" % (self.name, path,
-                                              self.proc.poll(),
-                                              self.log_tail()))
-
-    def log_tail(self, lines=30):
-        """The last lines of the log, without the per-request access log
-        lines that would otherwise bury the reason of a failure."""
-        with open(self.log_path, "rb") as f:
-            f.seek(max(0, os.path.getsize(self.log_path) - 65536))
-            text = f.read().decode("utf-8", "replace")
-        kept = [l for l in text.splitlines() if "http_access_log" not in l]
-        return "\n".join(kept[-lines:])
-
-    def stop(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print("%s ignored SIGTERM for %d s; killing it"
-                      % (self.name, STOP_TIMEOUT), file=sys.stderr)
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-
-
-def start_daemon(build, tmp, servers):
-    """connectord with the layout it expects, added to servers (so that it
-    is stopped even if it never gets ready); returns (port, token)."""
-    for d in ("workspace", "home"):
-        os.mkdir(os.path.join(tmp, d), 0o755)
-    port = free_port()
-    conf = os.path.join(tmp, "connectord.conf")
-    with open(conf, "w", encoding="utf-8") as f:
-        f.write("listen = 127.0.0.1:%d\n" % port)
-        f.write("workspace = %s\n" % os.path.join(tmp, "workspace"))
-        f.write("state_dir = %s\n" % os.path.join(tmp, "state"))
-        f.write("home = %s\n" % os.path.join(tmp, "home"))
-    daemon = Server("connectord",
-                    [os.path.join(build, "connectord"), "-d", "-f", conf],
-                    os.path.join(tmp, "daemon.log"))
-    servers.append(daemon)
-    daemon.wait_ready(port, "/healthz")
-    with open(os.path.join(tmp, "state", "api-token"), encoding="utf-8") as f:
-        token = f.read().strip()
-    return port, token
 
 
 def check_same_answer(daemon_port, bare_port, token):
@@ -268,13 +171,12 @@ def main():
     # SIGTERM (e.g. from a timeout) must still stop the servers.
     signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
 
-    tmp = tempfile.mkdtemp(prefix="connectord-bench-")
-    os.chmod(tmp, 0o755)    # the daemon's roles drop to _connectord
+    tmp = make_tmp("connectord-bench-")
     servers = []
     rows = []
     try:
-        dport, token = start_daemon(args.build, tmp, servers)
-        daemon = servers[0]
+        env = DaemonEnv(args.build, tmp, servers)
+        dport, token, daemon = env.port, env.token, env.server
         bport = free_port()
         bare = Server("bare-evhttp", [bare_bin, str(bport), token],
                       os.path.join(tmp, "bare.log"))

@@ -53,6 +53,15 @@ http_violation(const char *peer, const char *what)
 
 static void preq_timeout_cb(evutil_socket_t, short, void *);
 
+/* The answer to a request whose worker ended without a result. */
+static const char *
+preq_exit_sentence(uint32_t reason)
+{
+	return reason == MSG_EXIT_DEADLINE ? "The worker did not finish in "
+	    "time and was stopped; try again." : "The worker ended before it "
+	    "answered; see the daemon's log.";
+}
+
 /* The client went away: forget its requests and stop their workers. */
 static void
 http_conn_close_cb(struct evhttp_connection *evcon, void *arg)
@@ -156,9 +165,10 @@ preq_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (p->worker_gone)
-		preq_complete(p, 503, "The worker ended before it answered; "
-		    "see the daemon's log.", NULL);
+	if (p->exit_reason != 0)
+		preq_complete(p, 503, preq_exit_sentence(p->exit_reason), NULL);
+	else if (p->worker_gone)
+		preq_complete(p, 503, preq_exit_sentence(MSG_EXIT_NORMAL), NULL);
 	else
 		preq_complete(p, 503, "The request took too long; no worker "
 		    "answered in time. Try again.", NULL);
@@ -371,6 +381,13 @@ http_job_cb(evutil_socket_t fd, short ev, void *arg)
 		/* After its result the worker simply exits. */
 		if (p->answered)
 			return;
+		/* The broker's report of its end came first: now we know
+		 * there was no result. */
+		if (p->exit_reason != 0) {
+			preq_complete(p, 503, preq_exit_sentence(p->exit_reason),
+			    NULL);
+			return;
+		}
 		p->worker_gone = 1;
 		evtimer_add(p->timer, &tv);
 		return;
@@ -447,10 +464,22 @@ http_job_exit(struct msg *m)
 	}
 	if (p->answered)
 		return;		/* its result is being delivered */
-	preq_complete(p, 503,
-	    reason == MSG_EXIT_DEADLINE ? "The worker did not finish in time "
-	    "and was stopped; try again." : "The worker ended before it "
-	    "answered; see the daemon's log.", NULL);
+	if (p->jobfd != -1) {
+		/*
+		 * The worker's channel is still open: its result may be
+		 * waiting there unread, because this report, sent by the
+		 * broker once it reaped the worker, can reach the front of
+		 * our event loop first. Let the channel end the request: its
+		 * result answers, its EOF (or, failing that, the timer)
+		 * answers 503.
+		 */
+		struct timeval tv = { 2, 0 };
+
+		p->exit_reason = reason ? reason : MSG_EXIT_NORMAL;
+		evtimer_add(p->timer, &tv);
+		return;
+	}
+	preq_complete(p, 503, preq_exit_sentence(reason), NULL);
 }
 
 static void http_vault_cb(evutil_socket_t, short, void *);

@@ -77,6 +77,9 @@ struct preq {
 	int		 at_vault;	/* waiting for a vault answer */
 	int		 answered;	/* the worker sent its result */
 	int		 worker_gone;	/* its channel closed without a result */
+	/* The broker reported the worker's end (MSG_EXIT_*) while its
+	 * channel was still open, so its result may yet be read there. */
+	uint32_t	 exit_reason;
 	/* A successful result held until the vault's metadata reflects it,
 	 * so that a status asked right after the answer is not stale. */
 	int		 meta_wait;

@@ -13,7 +13,7 @@ if [ "${1:-}" = test ]; then
 	pkgs="$pkgs python3 openssl curl iproute2 strace"
 fi
 if [ "${1:-}" = bench ]; then
-	pkgs="$pkgs python3 wrk"
+	pkgs="$pkgs python3 wrk openssl"
 fi
 
 missing=""

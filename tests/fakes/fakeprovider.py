@@ -1926,6 +1926,9 @@ class ProviderHandler(BaseHTTPRequestHandler):
     server_version = "fakeprovider"
     sys_version = ""
     timeout = HANG_MAX_SEC + 10     # idle keep-alive connections end
+    # An answer goes out as two writes (headers, then body): without
+    # TCP_NODELAY the body waits for the client's delayed ACK, 40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass    # the JSON log is the record
@@ -2024,6 +2027,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     server_version = "fakeprovider-proxy"
     sys_version = ""
     timeout = 30
+    disable_nagle_algorithm = True      # see ProviderHandler
     # Unbuffered reads: nothing past the CONNECT headers may be consumed
     # here, since the TLS handshake follows on the same socket.
     rbufsize = 0
@@ -2096,6 +2100,7 @@ class ControlHandler(BaseHTTPRequestHandler):
     server_version = "fakeprovider-control"
     sys_version = ""
     timeout = 30
+    disable_nagle_algorithm = True      # see ProviderHandler
 
     def log_message(self, fmt, *args):
         pass
