@@ -148,7 +148,10 @@ session_progress(struct session *s, struct msg *m)
 	session_set(s, "awaiting_oauth", NULL);
 }
 
-static void
+#define SESSION_FREED 2	/* beside the MSG_RECV_* outcomes */
+
+/* Handle one message from the flow's worker. 1 if it freed s. */
+static int
 session_job_msg(struct session *s, struct msg *m)
 {
 	uint32_t	 status;
@@ -185,7 +188,7 @@ session_job_msg(struct session *s, struct msg *m)
 			free(a);
 			free(b);
 			session_free(s, 0);
-			return;
+			return 1;
 		}
 	} else
 		session_progress(s, m);
@@ -193,31 +196,42 @@ session_job_msg(struct session *s, struct msg *m)
 		yajl_tree_free(v);
 	free(a);
 	free(b);
+	return 0;
 }
 
-static void
-session_job_cb(evutil_socket_t fd, short ev, void *arg)
+/* Read one message from the flow's worker: MSG_RECV_AGAIN when there is
+ * none, MSG_RECV_EOF at its end (channel closed), SESSION_FREED if
+ * handling it freed the session, else MSG_RECV_OK. */
+static int
+session_job_read(struct session *s)
 {
 	static const uint16_t types[] = { MSG_JOB_PROGRESS, MSG_JOB_RESULT };
 	static const struct msg_permit permit = { types, 2 };
-	struct session	*s = arg;
 	struct msg	 m;
 	const char	*why;
-	int		 rc;
+	int		 rc, freed;
 
-	(void)ev;
-	rc = msg_recv_permit(fd, &m, CD_MSG_PAYLOAD_MAX, &permit, &why);
+	rc = msg_recv_permit(s->jobfd, &m, CD_MSG_PAYLOAD_MAX, &permit, &why);
 	if (rc == MSG_RECV_AGAIN)
-		return;
+		return rc;
 	if (rc == MSG_RECV_VIOLATION)
 		fatalx("protocol violation by worker: %s", why);
 	if (rc == MSG_RECV_EOF) {
 		/* Its end comes from the broker (MSG_JOB_EXIT). */
 		session_close_job(s);
-		return;
+		return rc;
 	}
-	session_job_msg(s, &m);
+	freed = session_job_msg(s, &m);
 	msg_free(&m);
+	return freed ? SESSION_FREED : MSG_RECV_OK;
+}
+
+static void
+session_job_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	session_job_read(arg);
 }
 
 static void
@@ -265,6 +279,17 @@ session_job_exit(uint32_t job, uint32_t reason)
 		if (s->job != job)
 			continue;
 		s->job = 0;
+		/* The broker's report can overtake the worker's last message
+		 * (both channels ready in one pass of the loop): read what the
+		 * worker left before closing its channel. */
+		while (s->jobfd != -1) {
+			int rc = session_job_read(s);
+
+			if (rc == SESSION_FREED)
+				return;
+			if (rc != MSG_RECV_OK)
+				break;
+		}
 		session_close_job(s);
 		if (s->cancelling) {
 			/* The worker and its tool are gone and the lock is
