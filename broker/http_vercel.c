@@ -26,37 +26,12 @@
 #include "log.h"
 #include "paste.h"
 
-static void
-vc_start_progress(struct preq *p, yajl_val v)
-{
-	struct evhttp_request	*req = p->req;
-	struct session		*s;
-	const char		*url = json_obj_str(v, "authorize_url");
-	const char		*state = json_obj_str(v, "state");
-	const char		*vid = json_obj_str(v, "code_verifier_id");
-	yajl_gen		 g;
-
-	if (url == NULL || strncmp(url, "http", 4) != 0 || state == NULL ||
-	    strlen(state) < 32 || vid == NULL)
-		fatalx("protocol violation by worker: malformed OAuth start");
-	if ((s = preq_to_session(p, "vercel-")) == NULL) {
-		http_error(req, 503, "The daemon is out of memory.");
-		return;
-	}
-	if ((s->info = json_copy(v)) == NULL)
-		fatalx("out of memory");
-	snprintf(s->status, sizeof(s->status), "awaiting_oauth");
-	if ((g = yajl_gen_alloc(NULL)) == NULL)
-		fatalx("out of memory");
-	yajl_gen_map_open(g);
-	json_gen_kstr(g, "authorize_url", url);
-	json_gen_kstr(g, "state", state);
-	json_gen_kstr(g, "code_verifier_id", vid);
-	yajl_gen_map_close(g);
-	http_reply_gen(req, 200, g);
-}
-
-/* Keep pending flows under vercel_pending_max: drop the oldest. */
+/*
+ * Keep pending flows under vercel_pending_max: drop the oldest. Checked
+ * when a start arrives (so that its worker has room) and again when its
+ * session is made, since starts in flight are not sessions yet: without
+ * the second check, concurrent starts each saw room and overshot.
+ */
 static void
 vc_bound_pending(void)
 {
@@ -72,6 +47,37 @@ vc_bound_pending(void)
 	}
 	if (oldest != NULL && n >= http.ci.conf.vercel_pending_max)
 		session_free(oldest, 1);
+}
+
+static void
+vc_start_progress(struct preq *p, yajl_val v)
+{
+	struct evhttp_request	*req = p->req;
+	struct session		*s;
+	const char		*url = json_obj_str(v, "authorize_url");
+	const char		*state = json_obj_str(v, "state");
+	const char		*vid = json_obj_str(v, "code_verifier_id");
+	yajl_gen		 g;
+
+	if (url == NULL || strncmp(url, "http", 4) != 0 || state == NULL ||
+	    strlen(state) < 32 || vid == NULL)
+		fatalx("protocol violation by worker: malformed OAuth start");
+	vc_bound_pending();
+	if ((s = preq_to_session(p, "vercel-")) == NULL) {
+		http_error(req, 503, "The daemon is out of memory.");
+		return;
+	}
+	if ((s->info = json_copy(v)) == NULL)
+		fatalx("out of memory");
+	snprintf(s->status, sizeof(s->status), "awaiting_oauth");
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatalx("out of memory");
+	yajl_gen_map_open(g);
+	json_gen_kstr(g, "authorize_url", url);
+	json_gen_kstr(g, "state", state);
+	json_gen_kstr(g, "code_verifier_id", vid);
+	yajl_gen_map_close(g);
+	http_reply_gen(req, 200, g);
 }
 
 void

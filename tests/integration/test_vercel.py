@@ -27,6 +27,7 @@ import secrets
 import stat
 import string
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -864,6 +865,17 @@ def pending_bounded(s):
                       "third flow", OAUTH_USER)
         check_exchange_request(s, auth_query(locs[2])["code"], CLIENT_ID,
                                REDIRECT, "configured client")
+        # Starts in flight at once must not overshoot the bound either.
+        threads = [threading.Thread(target=s.start, args=(d,), daemon=True)
+                   for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        ok(cdtest.wait_for(lambda: len(d.pids().get("worker vercel", []))
+                           <= 2, 5),
+           "pending_max=2: after 8 concurrent starts at most 2 flows wait "
+           "(%d)" % len(d.pids().get("worker vercel", [])))
     finally:
         s.retire("small", d)
 
