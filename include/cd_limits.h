@@ -13,6 +13,11 @@
 #define CD_HTTP_BODY_HARD_MAX (1024 * 1024)
 /* Total size of all request headers. */
 #define CD_HTTP_HEADERS_MAX (16 * 1024)
+/* Longest request path the router looks at (a longer one is a 404). */
+#define CD_ROUTE_PATH_MAX 512
+/* Most segments a routed path has ("/api/connectors/x/sessions/y/submit"
+ * has six); a path with more is a 404. */
+#define CD_ROUTE_SEGS_MAX 8
 /* Seconds a client has to send a request or read an answer. */
 #define CD_HTTP_TIMEOUT_SEC 30
 /* Concurrent client connections served at once by the http role. */
