@@ -55,6 +55,9 @@
 /* Largest provider response body a worker reads. */
 #define CD_CURL_BODY_MAX (256 * 1024)
 
+/* Longest verification URL taken from gh's output (with its NUL). */
+#define CD_GH_URL_MAX 512
+
 /* Restart backoff for a crashed http or vault: first delay and ceiling, ms. */
 #define CD_RESTART_BACKOFF_MIN_MS 100
 #define CD_RESTART_BACKOFF_MAX_MS 5000
