@@ -28,8 +28,9 @@ void ghout_strip_ansi(char *s);
 /*
  * Find "one-time code: XXXX-XXXX" and "Open this URL to continue in your
  * web browser: https://..." in text (NUL-terminated, ANSI-stripped in
- * place). 1 with code (clen > GHOUT_CODE_LEN) and url (printable, no
- * quote or backslash, shorter than ulen) filled, else 0.
+ * place). 1 with code (clen > GHOUT_CODE_LEN) and url ("https://" and
+ * more, printable, no quote or backslash, shorter than ulen) filled,
+ * else 0.
  */
 int ghout_code(char *text, char *code, size_t clen, char *url, size_t ulen);
 

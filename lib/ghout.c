@@ -47,8 +47,9 @@ ghout_code(char *text, char *code, size_t clen, char *url, size_t ulen)
 	if (n != GHOUT_CODE_LEN || c[4] != '-' || clen <= GHOUT_CODE_LEN)
 		return 0;
 	snprintf(code, clen, "%.*s", GHOUT_CODE_LEN, c);
+	/* "https://" and at least a host: the bare scheme is no page. */
 	n = strcspn(u, " \t\r\n");
-	if (n == 0 || n >= ulen || strncmp(u, "https://", 8) != 0)
+	if (n <= 8 || n >= ulen || strncmp(u, "https://", 8) != 0)
 		return 0;
 	snprintf(url, ulen, "%.*s", (int)n, u);
 	for (size_t i = 0; url[i] != '\0'; i++)

@@ -98,7 +98,7 @@ check_code(const char *text, size_t ulen)
 			    isdigit((unsigned char)code[i]));
 		at = strstr(stripped, "one-time code: ");
 		check(at != NULL && strncmp(at + 15, code, GHOUT_CODE_LEN) == 0);
-		check(memchr(url, '\0', ulen) != NULL && strlen(url) >= 9 &&
+		check(memchr(url, '\0', ulen) != NULL && strlen(url) > 8 &&
 		    strncmp(url, "https://", 8) == 0);
 		for (size_t i = 0; url[i] != '\0'; i++)
 			check(isgraph((unsigned char)url[i]) && url[i] != '"' &&
