@@ -18,8 +18,6 @@
 
 #define TOKENS_FILE "mcp-tokens.json"
 #define STATUS_FILE "status.json"
-/* Largest credential entry a worker may store. */
-#define VAULT_ENTRY_MAX (16 * 1024)
 
 /* Connectors stored in mcp-tokens.json and the member holding the
  * secret, which must be a non-empty string for "connected". */
@@ -316,7 +314,7 @@ vault_put_remote(struct grant *gr, uint16_t type, const char *json,
 	char			 err[256] = "";
 	uint32_t		 status;
 
-	entry = json_parse(json, len, VAULT_ENTRY_MAX, err, sizeof(err));
+	entry = json_parse(json, len, CD_VAULT_ENTRY_MAX, err, sizeof(err));
 	if (!YAJL_IS_OBJECT(entry))
 		vault_violation("worker", "CRED_PUT_REQ with a malformed entry");
 	vault_rec_worker(&rec, gr, type);
@@ -361,11 +359,11 @@ vault_put(struct grant *gr, struct msg *m)
 	}
 	if ((vc = vault_conn_find(conn)) == NULL)
 		vault_violation("worker", "CRED_PUT_REQ for an unknown connector");
-	entry = json_parse(json, len, VAULT_ENTRY_MAX, err, sizeof(err));
+	entry = json_parse(json, len, CD_VAULT_ENTRY_MAX, err, sizeof(err));
 	sec = json_obj_str(entry, vc->secret);
 	if (!YAJL_IS_OBJECT(entry) || sec == NULL || *sec == '\0')
 		vault_violation("worker", "CRED_PUT_REQ with a malformed entry");
-	if (ilen > 0 && ((user = json_parse(ident, ilen, VAULT_ENTRY_MAX, err,
+	if (ilen > 0 && ((user = json_parse(ident, ilen, CD_VAULT_ENTRY_MAX, err,
 	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(user)))
 		vault_violation("worker", "CRED_PUT_REQ with a bad identity");
 	/* The entry goes into the tokens tree; keep a copy for the files
@@ -467,7 +465,7 @@ vault_mark(struct grant *gr, struct msg *m)
 	    vault_conn_find(conn) == NULL)
 		vault_violation("worker", "malformed CRED_MARK_REQ");
 	vault_grant_use(gr, m->hdr.type, conn);
-	if (ilen > 0 && ((user = json_parse(ident, ilen, VAULT_ENTRY_MAX, err,
+	if (ilen > 0 && ((user = json_parse(ident, ilen, CD_VAULT_ENTRY_MAX, err,
 	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(user)))
 		vault_violation("worker", "CRED_MARK_REQ with bad identity");
 	vault_rec_worker(&rec, gr, m->hdr.type);
@@ -589,7 +587,7 @@ vault_worker_cb(evutil_socket_t fd, short ev, void *arg)
 	int		 rc;
 
 	(void)ev;
-	rc = msg_recv_permit(fd, &m, VAULT_ENTRY_MAX + 1024, &permit, &why);
+	rc = msg_recv_permit(fd, &m, CD_VAULT_ENTRY_MAX + 1024, &permit, &why);
 	if (rc == MSG_RECV_AGAIN)
 		return;
 	if (rc == MSG_RECV_EOF) {

@@ -32,6 +32,10 @@
 /* Largest secret (token, API key) accepted anywhere. */
 #define CD_SECRET_MAX 4096
 
+/* Largest credential entry (and account identity) a worker may hand the
+ * vault; a worker that sends more is ended as hostile. */
+#define CD_VAULT_ENTRY_MAX (16 * 1024)
+
 /* IPC: largest payload of one message on any channel. */
 #define CD_MSG_PAYLOAD_MAX (256 * 1024)
 /* IPC: largest string inside a payload. */
@@ -55,6 +59,10 @@
 /* Largest provider response body a worker reads. */
 #define CD_CURL_BODY_MAX (256 * 1024)
 
+/* Longest OAuth state taken from rclone's local URL (with its NUL). */
+#define CD_RCLONE_STATE_MAX 64
+/* Longest line of rclone's output read as its token (a JSON object). */
+#define CD_RCLONE_TOKEN_MAX (4 * CD_SECRET_MAX)
 /* Longest verification URL taken from gh's output (with its NUL). */
 #define CD_GH_URL_MAX 512
 

@@ -1,0 +1,103 @@
+/*
+ * rclone authorize's output, read with fixed patterns (see rcout.h).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cd_limits.h"
+#include "json.h"
+#include "rcout.h"
+
+int
+rcout_url(const char *text, int *port, char *state, size_t slen)
+{
+	static const char	 pre[] = "http://127.0.0.1:";
+	const char		*p = strstr(text, pre), *s;
+	char			*end;
+	long			 pn;
+	size_t			 n;
+
+	if (p == NULL || slen < 2)
+		return 0;
+	pn = strtol(p + sizeof(pre) - 1, &end, 10);
+	if (pn < 1 || pn > 65535 || strncmp(end, "/auth?state=", 12) != 0)
+		return 0;
+	s = end + 12;
+	for (n = 0; n < slen - 1 && (isalnum((unsigned char)s[n]) ||
+	    s[n] == '-' || s[n] == '_'); n++)
+		;
+	if (n == 0 || n == slen - 1 || (s[n] != '\n' && s[n] != '\r' &&
+	    s[n] != ' ' && s[n] != '\0'))
+		return 0;
+	*port = (int)pn;
+	snprintf(state, slen, "%.*s", (int)n, s);
+	return 1;
+}
+
+/* Whether the line of n bytes at s is a token: a JSON object with an
+ * "access_token" string. */
+static int
+rcout_is_token(const char *s, size_t n)
+{
+	yajl_val	 v;
+	char		 err[64];
+	int		 yes;
+
+	if (n == 0 || s[0] != '{')
+		return 0;
+	v = json_parse(s, n, CD_RCLONE_TOKEN_MAX, err, sizeof(err));
+	yes = json_obj_str(v, "access_token") != NULL;
+	if (v != NULL)
+		json_free_secret(v);
+	return yes;
+}
+
+char *
+rcout_token(const char *text)
+{
+	const char	*s = text;
+	size_t		 n;
+
+	for (; *s != '\0'; s += n) {
+		s += strspn(s, "\r\n");
+		n = strcspn(s, "\r\n");
+		if (rcout_is_token(s, n))
+			return strndup(s, n);
+	}
+	return NULL;
+}
+
+enum rcout_failure
+rcout_failure(const char *text)
+{
+	if (strstr(text, "address already in use") != NULL)
+		return RCOUT_FAIL_PORT_IN_USE;
+	if (strstr(text, "failed to get token") != NULL)
+		return RCOUT_FAIL_BAD_CODE;
+	if (strstr(text, "No code returned") != NULL)
+		return RCOUT_FAIL_REFUSED;
+	return RCOUT_FAIL_OTHER;
+}
+
+char *
+rcout_entry(const char *backend, const char *token, const char *drive_id,
+    const char *drive_type, size_t *len)
+{
+	yajl_val	 e;
+	char		*out;
+
+	if ((e = json_new_obj()) == NULL ||
+	    json_obj_set(e, "type", json_new_str(backend)) == -1 ||
+	    json_obj_set(e, "token", json_new_str(token)) == -1 ||
+	    (drive_id != NULL && (json_obj_set(e, "drive_id",
+	    json_new_str(drive_id)) == -1 || json_obj_set(e, "drive_type",
+	    json_new_str(drive_type)) == -1))) {
+		json_free_secret(e);
+		return NULL;
+	}
+	out = json_dump(e, 0, len);
+	json_free_secret(e);
+	return out;
+}

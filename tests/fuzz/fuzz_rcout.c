@@ -1,0 +1,201 @@
+/*
+ * libFuzzer target for reading rclone authorize's output (lib/rcout.c).
+ * The first byte picks the size of the state buffer (the worker's, or 1
+ * to 128 bytes); the rest is rclone's stderr or stdout.
+ *
+ * Invariants: a found local URL is literally in the text, at the first
+ * "http://127.0.0.1:", as "http://127.0.0.1:<port>/auth?state=<state>"
+ * with the port printed plainly (1 to 65535) and the state 1 to slen - 2
+ * characters of [A-Za-z0-9_-] followed by a line end, a space or the
+ * end, and nothing is written past the state buffer; a found token is a
+ * whole line of the text, the first one that is a JSON object with an
+ * "access_token" string within CD_RCLONE_TOKEN_MAX bytes; the entry
+ * built from it, for Drive and for OneDrive, is one the vault takes:
+ * within CD_VAULT_ENTRY_MAX, a JSON object with the backend and the
+ * token, whose keys make an rclone.conf section (vault_rclone.c ends a
+ * worker whose entry does not); the failure class matches the marker in
+ * the text. abort() on any violation.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cd_limits.h"
+#include "ini.h"
+#include "json.h"
+#include "rcout.h"
+
+/* More than the worker's tool buffer (16 KiB) is never looked at. */
+#define FUZZ_TEXT_MAX 16384
+/* Bytes after the state buffer that must stay untouched. */
+#define FUZZ_GUARD 16
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+static void
+check(int cond)
+{
+	if (!cond)
+		abort();
+}
+
+static int
+state_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+static void
+check_url(const char *text, size_t slen)
+{
+	char	*state = malloc(slen + FUZZ_GUARD), want[128];
+	char	*at;
+	int	 port = 0;
+	size_t	 n;
+
+	check(state != NULL);
+	memset(state, 0xa5, slen + FUZZ_GUARD);
+	if (rcout_url(text, &port, state, slen)) {
+		n = strnlen(state, slen);
+		check(n > 0 && n < slen - 1 && port >= 1 && port <= 65535);
+		for (size_t i = 0; i < n; i++)
+			check(state_char(state[i]));
+		snprintf(want, sizeof(want), "http://127.0.0.1:%d/auth?state=",
+		    port);
+		at = strstr(text, "http://127.0.0.1:");
+		check(at != NULL && strncmp(at, want, strlen(want)) == 0 &&
+		    strncmp(at + strlen(want), state, n) == 0 &&
+		    strchr("\r\n ", at[strlen(want) + n]) != NULL);
+	}
+	for (size_t i = slen; i < slen + FUZZ_GUARD; i++)
+		check((unsigned char)state[i] == 0xa5);
+	free(state);
+}
+
+/* The model: whether the n bytes at s make a token line. */
+static int
+token_line(const char *s, size_t n)
+{
+	yajl_val	 v;
+	char		 err[64];
+	int		 yes;
+
+	if (n == 0 || s[0] != '{' || n > CD_RCLONE_TOKEN_MAX)
+		return 0;
+	v = json_parse(s, n, n, err, sizeof(err));
+	yes = YAJL_IS_OBJECT(v) && json_obj_str(v, "access_token") != NULL;
+	if (v != NULL)
+		json_free_secret(v);
+	return yes;
+}
+
+/* The vault's checks of a remote's entry (vault_put_remote(),
+ * vault_rclone_put(), vault_rclone_section()). */
+static void
+vault_takes(const char *json, size_t len, const char *backend,
+    const char *token, const char *drive_id)
+{
+	static const char *const order[] = { "type", "token", "drive_id",
+	    "drive_type" };
+	const char	*keys[5], *vals[5];
+	char		 err[256], *section;
+	yajl_val	 e;
+	size_t		 n = 0;
+
+	e = json_parse(json, len, CD_VAULT_ENTRY_MAX, err, sizeof(err));
+	check(YAJL_IS_OBJECT(e));
+	check(strcmp(json_obj_str(e, "type"), backend) == 0 &&
+	    strcmp(json_obj_str(e, "token"), token) == 0 && *token != '\0');
+	check((json_obj_str(e, "drive_id") != NULL) == (drive_id != NULL));
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if ((vals[n] = json_obj_str(e, order[i])) != NULL)
+			keys[n++] = order[i];
+	}
+	keys[n] = vals[n] = NULL;
+	section = ini_section("remote", keys, vals, err, sizeof(err));
+	check(section != NULL);
+	free(section);
+	json_free_secret(e);
+}
+
+static void
+check_entry(const char *token, const char *backend, const char *drive_id,
+    const char *drive_type)
+{
+	char	*json;
+	size_t	 len = 0;
+
+	json = rcout_entry(backend, token, drive_id, drive_type, &len);
+	/* NULL only when it could not be taken: too large. */
+	if (json == NULL)
+		return;
+	check(strlen(json) == len);
+	vault_takes(json, len, backend, token, drive_id);
+	free(json);
+}
+
+static void
+check_token(const char *text)
+{
+	char		*tok = rcout_token(text);
+	const char	*s = text, *first = NULL;
+	size_t		 n = 0;
+
+	for (; *s != '\0' && first == NULL; s += n) {
+		s += strspn(s, "\r\n");
+		n = strcspn(s, "\r\n");
+		if (token_line(s, n))
+			first = s;
+	}
+	if (first == NULL) {
+		check(tok == NULL);
+		return;
+	}
+	check(tok != NULL && strlen(tok) == n && memcmp(tok, first, n) == 0);
+	check_entry(tok, "drive", NULL, NULL);
+	check_entry(tok, "onedrive", "b!Q2xpZW50RHJpdmVfSWQ", "business");
+	free(tok);
+}
+
+static void
+check_failure(const char *text)
+{
+	switch (rcout_failure(text)) {
+	case RCOUT_FAIL_PORT_IN_USE:
+		check(strstr(text, "address already in use") != NULL);
+		break;
+	case RCOUT_FAIL_BAD_CODE:
+		check(strstr(text, "failed to get token") != NULL);
+		break;
+	case RCOUT_FAIL_REFUSED:
+		check(strstr(text, "No code returned") != NULL);
+		break;
+	case RCOUT_FAIL_OTHER:
+		check(strstr(text, "address already in use") == NULL &&
+		    strstr(text, "failed to get token") == NULL &&
+		    strstr(text, "No code returned") == NULL);
+		break;
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char	 text[FUZZ_TEXT_MAX + 1];
+	size_t		 slen;
+
+	if (size == 0)
+		return 0;
+	slen = data[0] < 128 ? CD_RCLONE_STATE_MAX : (size_t)data[0] - 127;
+	size--;
+	if (size > FUZZ_TEXT_MAX)
+		size = FUZZ_TEXT_MAX;
+	memcpy(text, data + 1, size);
+	text[size] = '\0';
+	check_url(text, slen);
+	check_token(text);
+	check_failure(text);
+	return 0;
+}
