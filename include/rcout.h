@@ -21,7 +21,8 @@ enum rcout_failure {
 
 /*
  * Find "http://127.0.0.1:<port>/auth?state=<state>" in text (the first
- * "http://127.0.0.1:"): port in decimal, 1 to 65535; state 1 to slen - 2
+ * "http://127.0.0.1:"): port in plain decimal digits without a leading
+ * zero, 1 to 65535; state 1 to slen - 2
  * characters of [A-Za-z0-9_-], followed by a line end, a space or the
  * end. 1 with *port and state filled, else 0.
  */

@@ -15,16 +15,20 @@ rcout_url(const char *text, int *port, char *state, size_t slen)
 {
 	static const char	 pre[] = "http://127.0.0.1:";
 	const char		*p = strstr(text, pre), *s;
-	char			*end;
-	long			 pn;
-	size_t			 n;
+	long			 pn = 0;
+	size_t			 n, d;
 
 	if (p == NULL || slen < 2)
 		return 0;
-	pn = strtol(p + sizeof(pre) - 1, &end, 10);
-	if (pn < 1 || pn > 65535 || strncmp(end, "/auth?state=", 12) != 0)
+	/* The port as rclone prints it: plain digits, no sign, no space,
+	 * no leading zero (strtol() would take all three). */
+	p += sizeof(pre) - 1;
+	for (d = 0; d < 5 && p[d] >= '0' && p[d] <= '9'; d++)
+		pn = pn * 10 + (p[d] - '0');
+	if (d == 0 || p[0] == '0' || pn > 65535 ||
+	    strncmp(p + d, "/auth?state=", 12) != 0)
 		return 0;
-	s = end + 12;
+	s = p + d + 12;
 	for (n = 0; n < slen - 1 && (isalnum((unsigned char)s[n]) ||
 	    s[n] == '-' || s[n] == '_'); n++)
 		;
