@@ -31,7 +31,7 @@ int rcout_url(const char *text, int *port, char *state, size_t slen);
 /*
  * The token rclone printed: the first line of text that starts with '{',
  * is at most CD_RCLONE_TOKEN_MAX bytes and is a JSON object holding an
- * "access_token" string. malloc'd, or NULL.
+ * "access_token" string, without its trailing white space. malloc'd, or NULL.
  */
 char *rcout_token(const char *text);
 
@@ -41,7 +41,8 @@ enum rcout_failure rcout_failure(const char *text);
 /*
  * The remote's entry for the vault, {"type", "token"} and, when drive_id
  * is not NULL, "drive_id" and "drive_type". malloc'd JSON and its length
- * in *len, or NULL when memory ran out.
+ * in *len, or NULL when it would be larger than CD_VAULT_ENTRY_MAX (the
+ * vault ends a worker that sends more) or memory ran out.
  */
 char *rcout_entry(const char *backend, const char *token,
     const char *drive_id, const char *drive_type, size_t *len);

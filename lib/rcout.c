@@ -62,13 +62,19 @@ char *
 rcout_token(const char *text)
 {
 	const char	*s = text;
-	size_t		 n;
+	size_t		 n, t;
 
 	for (; *s != '\0'; s += n) {
 		s += strspn(s, "\r\n");
 		n = strcspn(s, "\r\n");
-		if (rcout_is_token(s, n))
-			return strndup(s, n);
+		if (!rcout_is_token(s, n))
+			continue;
+		/* JSON allows white space (yajl: also \v and \f) after the
+		 * object; an rclone.conf value must not end in any, or the
+		 * vault refuses the remote. */
+		for (t = n; t > 0 && isspace((unsigned char)s[t - 1]); t--)
+			;
+		return strndup(s, t);
 	}
 	return NULL;
 }
@@ -103,5 +109,10 @@ rcout_entry(const char *backend, const char *token, const char *drive_id,
 	}
 	out = json_dump(e, 0, len);
 	json_free_secret(e);
+	if (out != NULL && *len > CD_VAULT_ENTRY_MAX) {
+		explicit_bzero(out, *len);
+		free(out);
+		return NULL;
+	}
 	return out;
 }

@@ -258,11 +258,15 @@ rc_store(struct rc_flow *f, struct worker_result *r)
 	}
 	if (!od || rc_onedrive_drive(token, &id, &type, r) == 0) {
 		if ((json = rcout_entry(f->backend, token, id, type, &len)) ==
-		    NULL)
-			fatalx("out of memory");
-		r->status = worker_vault_put(worker.ci.connector, json, NULL,
-		    r->sentence, sizeof(r->sentence));
-		msg_free_secret(json);
+		    NULL) {
+			r->status = 502;
+			snprintf(r->sentence, sizeof(r->sentence), "rclone "
+			    "printed a token too large to store; start again.");
+		} else {
+			r->status = worker_vault_put(worker.ci.connector, json,
+			    NULL, r->sentence, sizeof(r->sentence));
+			msg_free_secret(json);
+		}
 	}
 	free(id);
 	free(type);

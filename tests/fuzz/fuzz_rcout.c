@@ -8,14 +8,16 @@
  * with the port printed plainly (1 to 65535) and the state 1 to slen - 2
  * characters of [A-Za-z0-9_-] followed by a line end, a space or the
  * end, and nothing is written past the state buffer; a found token is a
- * whole line of the text, the first one that is a JSON object with an
- * "access_token" string within CD_RCLONE_TOKEN_MAX bytes; the entry
- * built from it, for Drive and for OneDrive, is one the vault takes:
- * within CD_VAULT_ENTRY_MAX, a JSON object with the backend and the
- * token, whose keys make an rclone.conf section (vault_rclone.c ends a
- * worker whose entry does not); the failure class matches the marker in
+ * whole line of the text without its trailing white space, the first one
+ * that is a JSON object with an "access_token" string within
+ * CD_RCLONE_TOKEN_MAX bytes; the entry built from it, for Drive and for
+ * OneDrive, is one the vault takes (within CD_VAULT_ENTRY_MAX, a JSON
+ * object with the backend and the token, whose keys make an rclone.conf
+ * section: vault_rclone.c ends a worker whose entry does not), or is
+ * refused only for its size; the failure class matches the marker in
  * the text. abort() on any violation.
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +122,26 @@ vault_takes(const char *json, size_t len, const char *backend,
 	json_free_secret(e);
 }
 
+/* Whether the entry would be larger than the vault takes. */
+static int
+too_large(const char *backend, const char *token, const char *drive_id,
+    const char *drive_type)
+{
+	yajl_val	 e = json_new_obj();
+	char		*out;
+	size_t		 len = 0;
+
+	check(json_obj_set(e, "type", json_new_str(backend)) == 0 &&
+	    json_obj_set(e, "token", json_new_str(token)) == 0);
+	if (drive_id != NULL)
+		check(json_obj_set(e, "drive_id", json_new_str(drive_id)) == 0 &&
+		    json_obj_set(e, "drive_type", json_new_str(drive_type)) == 0);
+	check((out = json_dump(e, 0, &len)) != NULL);
+	free(out);
+	json_free_secret(e);
+	return len > CD_VAULT_ENTRY_MAX;
+}
+
 static void
 check_entry(const char *token, const char *backend, const char *drive_id,
     const char *drive_type)
@@ -128,9 +150,10 @@ check_entry(const char *token, const char *backend, const char *drive_id,
 	size_t	 len = 0;
 
 	json = rcout_entry(backend, token, drive_id, drive_type, &len);
-	/* NULL only when it could not be taken: too large. */
-	if (json == NULL)
+	if (json == NULL) {
+		check(too_large(backend, token, drive_id, drive_type));
 		return;
+	}
 	check(strlen(json) == len);
 	vault_takes(json, len, backend, token, drive_id);
 	free(json);
@@ -153,6 +176,8 @@ check_token(const char *text)
 		check(tok == NULL);
 		return;
 	}
+	while (n > 0 && isspace((unsigned char)first[n - 1]))
+		n--;
 	check(tok != NULL && strlen(tok) == n && memcmp(tok, first, n) == 0);
 	check_entry(tok, "drive", NULL, NULL);
 	check_entry(tok, "onedrive", "b!Q2xpZW50RHJpdmVfSWQ", "business");
