@@ -58,6 +58,16 @@
 #define CD_CA_FILE_MAX (4 * 1024 * 1024)
 /* Largest provider response body a worker reads. */
 #define CD_CURL_BODY_MAX (256 * 1024)
+/* Longest sentence a worker reports to http (with its NUL). */
+#define CD_SENTENCE_MAX 512
+/* Longest OneDrive drive id or type kept from Microsoft Graph (with its
+ * NUL); they become rclone.conf values. */
+#define CD_DRIVE_ID_MAX 256
+/* Longest lifetime (seconds) taken from a token answer's expires_in:
+ * ten years; a longer one is cut to this. */
+#define CD_OAUTH_EXPIRES_MAX (10LL * 366 * 24 * 3600)
+/* Longest Vercel OAuth client id or secret kept (with its NUL). */
+#define CD_OAUTH_CLIENT_MAX 256
 
 /* Longest OAuth state taken from rclone's local URL (with its NUL). */
 #define CD_RCLONE_STATE_MAX 64

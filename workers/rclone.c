@@ -20,6 +20,7 @@
 #include "log.h"
 #include "msg.h"
 #include "paste.h"
+#include "provider.h"
 #include "rcout.h"
 #include "tool.h"
 #include "toolpath.h"
@@ -198,18 +199,19 @@ rc_wait_exit(struct rc_flow *f)
 }
 
 /* OneDrive needs the drive's id and type (Microsoft Graph me/drive).
- * 0 with them malloc'd, or -1 with r filled. */
+ * 0 with them copied, or -1 with r filled. */
 static int
-rc_onedrive_drive(const char *token, char **id, char **type,
+rc_onedrive_drive(const char *token, char *id, char *type,
     struct worker_result *r)
 {
 	struct curl_answer	 a;
+	struct pv_answer	 pa;
+	struct pv_verdict	 v;
 	char			 auth[CD_SECRET_MAX + 64], err[64];
 	const char		*hdrs[] = { auth, "Accept: application/json",
 				    NULL };
-	yajl_val		 tok, body = NULL;
-	const char		*i, *t;
-	int			 rc = -1;
+	yajl_val		 tok;
+	int			 rc;
 
 	tok = json_parse(token, strlen(token), CD_RCLONE_TOKEN_MAX, err,
 	    sizeof(err));
@@ -217,25 +219,15 @@ rc_onedrive_drive(const char *token, char **id, char **type,
 	    json_obj_str(tok, "access_token"));
 	if (tok != NULL)
 		json_free_secret(tok);
-	if (curl_get("https://graph.microsoft.com/v1.0/me/drive", hdrs, &a) ==
-	    0 && a.code == 200 && a.body != NULL)
-		body = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
-		    sizeof(err));
+	rc = curl_get("https://graph.microsoft.com/v1.0/me/drive", hdrs, &a);
 	explicit_bzero(auth, sizeof(auth));
-	if ((i = json_obj_str(body, "id")) != NULL && *i != '\0') {
-		t = json_obj_str(body, "driveType");
-		if ((*id = strdup(i)) == NULL ||
-		    (*type = strdup(t && *t ? t : "personal")) == NULL)
-			fatalx("out of memory");
-		rc = 0;
-	} else {
-		r->status = 502;
-		snprintf(r->sentence, sizeof(r->sentence), "Could not look up "
-		    "your OneDrive with Microsoft Graph (HTTP %ld); start "
-		    "again.", a.code);
+	memset(&v, 0, sizeof(v));
+	pa = (struct pv_answer){ a.code, rc == 0 ? a.body : NULL, a.len, NULL };
+	if ((rc = pv_onedrive_drive(&pa, id, CD_DRIVE_ID_MAX, type,
+	    CD_DRIVE_ID_MAX, &v)) == -1) {
+		r->status = v.status;
+		snprintf(r->sentence, sizeof(r->sentence), "%s", v.sentence);
 	}
-	if (body != NULL)
-		yajl_tree_free(body);
 	curl_answer_free(&a);
 	return rc;
 }
@@ -244,7 +236,7 @@ rc_onedrive_drive(const char *token, char **id, char **type,
 static void
 rc_store(struct rc_flow *f, struct worker_result *r)
 {
-	char	*token, *json, *id = NULL, *type = NULL;
+	char	*token, *json, id[CD_DRIVE_ID_MAX], type[CD_DRIVE_ID_MAX];
 	size_t	 len;
 	int	 od = strcmp(f->backend, "onedrive") == 0;
 
@@ -256,8 +248,9 @@ rc_store(struct rc_flow *f, struct worker_result *r)
 		    "without printing a token; start again.");
 		return;
 	}
-	if (!od || rc_onedrive_drive(token, &id, &type, r) == 0) {
-		if ((json = rcout_entry(f->backend, token, id, type, &len)) ==
+	if (!od || rc_onedrive_drive(token, id, type, r) == 0) {
+		if ((json = rcout_entry(f->backend, token, od ? id : NULL,
+		    od ? type : NULL, &len)) ==
 		    NULL) {
 			r->status = 502;
 			snprintf(r->sentence, sizeof(r->sentence), "rclone "
@@ -268,8 +261,6 @@ rc_store(struct rc_flow *f, struct worker_result *r)
 			msg_free_secret(json);
 		}
 	}
-	free(id);
-	free(type);
 	msg_free_secret(token);
 }
 

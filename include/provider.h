@@ -1,0 +1,116 @@
+/*
+ * What the providers' JSON answers mean, apart from the HTTP client that
+ * fetched them: the token checks of Manus, GitHub and Vercel, the Vercel
+ * OAuth client, token and refresh answers, and the OneDrive drive. Every
+ * answer is untrusted: it is parsed with limits, never echoed (sentences
+ * are our own). Library code: never exits.
+ */
+#ifndef CD_PROVIDER_H
+#define CD_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "cd_limits.h"
+
+/* What a provider answered, as the worker's HTTP client got it. */
+struct pv_answer {
+	long		 code;		/* HTTP status, 0 when none came */
+	const char	*body;		/* NUL-terminated, or NULL */
+	size_t		 len;
+	const char	*scopes;	/* X-OAuth-Scopes, or NULL */
+};
+
+/* Our reading of an answer, for http. */
+struct pv_verdict {
+	uint32_t	 status;	/* 0 while nothing went wrong */
+	char		 sentence[CD_SENTENCE_MAX];
+	char		*identity;	/* malloc'd JSON object, or NULL */
+};
+
+/*
+ * Whether s is a secret we keep or send on: 1 to CD_SECRET_MAX
+ * printable ASCII characters without spaces (so it is valid UTF-8, has
+ * no control character and cannot break a header line).
+ */
+int pv_secret_ok(const char *s);
+
+/*
+ * A token check's answer (GET task.list, /user, /v2/user). 1 valid, with
+ * v->identity set for GitHub and Vercel; 0 rejected (v->status 422); -1
+ * unusable (v->status 502). v->sentence is set unless 1.
+ */
+int pv_manus_interpret(const struct pv_answer *a, struct pv_verdict *v);
+int pv_github_interpret(const struct pv_answer *a, struct pv_verdict *v);
+int pv_vercel_interpret(const struct pv_answer *a, struct pv_verdict *v);
+
+/*
+ * The mcp-tokens.json entry for a secret the check found valid, with
+ * auth_method method (may be NULL). malloc'd JSON, or NULL when memory
+ * ran out.
+ */
+char *pv_manus_entry(const char *secret, const struct pv_answer *a,
+    const char *method);
+char *pv_github_entry(const char *secret, const struct pv_answer *a,
+    const char *method);
+char *pv_vercel_entry(const char *secret, const struct pv_answer *a,
+    const char *method);
+
+/* The Vercel account of a /v2/user ({"user": {...}}) or OIDC userinfo
+ * answer: username, name, email, avatar. malloc'd JSON, or NULL when
+ * memory ran out. */
+char *pv_vercel_identity(yajl_val body);
+
+/*
+ * A stored or registered Vercel OAuth client: 0 with its client_id (1 to
+ * idlen - 1 bytes) and client_secret ("" for a public client) copied,
+ * or -1.
+ */
+int pv_vercel_client(yajl_val client, char *id, size_t idlen, char *secret,
+    size_t slen);
+/* Whether client's redirect_uris holds redirect. */
+int pv_vercel_client_usable(yajl_val client, const char *redirect);
+
+/*
+ * A registration answer (RFC 7591, HTTP 200 or 201): 0 with the client
+ * as pv_vercel_client() gives it and *keep the JSON for the vault (what
+ * Vercel returned, with redirect_uris [redirect] when it sent none); -1
+ * if unusable.
+ */
+int pv_vercel_registered(const struct pv_answer *a, const char *redirect,
+    char *id, size_t idlen, char *secret, size_t slen, char **keep);
+
+/*
+ * A token endpoint's answer (authorization_code or refresh_token grant;
+ * a->code is not 0). The parsed answer, with an access_token string; or
+ * NULL with v->status 422
+ * (HTTP 400 or 401: the code or refresh token was refused) or 502.
+ */
+yajl_val pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v);
+
+/*
+ * The Vercel entry of an OAuth login: the token answer's tokens, when
+ * they expire (expires_in from now; 3600 when absent), and the account's names from ident (JSON, may be NULL).
+ * malloc'd JSON, or NULL when memory ran out.
+ */
+char *pv_vercel_oauth_entry(yajl_val tok, const char *ident, time_t now);
+
+/*
+ * The stored entry old with a refresh's answer tok: the new access
+ * token and expiry, the new refresh token if one came. malloc'd JSON, or
+ * NULL when memory ran out.
+ */
+char *pv_vercel_refreshed(yajl_val old, yajl_val tok, time_t now);
+
+/*
+ * Microsoft Graph's me/drive answer: 0 with the drive's id and type
+ * ("personal" when none is given) copied; or -1 with v->status 502 and a
+ * sentence.
+ */
+int pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
+    char *type, size_t tlen, struct pv_verdict *v);
+
+#endif
