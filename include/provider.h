@@ -3,7 +3,10 @@
  * fetched them: the token checks of Manus, GitHub and Vercel, the Vercel
  * OAuth client, token and refresh answers, and the OneDrive drive. Every
  * answer is untrusted: it is parsed with limits, never echoed (sentences
- * are our own). Library code: never exits.
+ * are our own), and what is kept from it is checked so that the vault
+ * takes it (a worker whose entry or identity the vault refuses is ended
+ * as hostile, and the vault with it: a provider must never cause that).
+ * Library code: never exits.
  */
 #ifndef CD_PROVIDER_H
 #define CD_PROVIDER_H
@@ -28,7 +31,9 @@ struct pv_answer {
 struct pv_verdict {
 	uint32_t	 status;	/* 0 while nothing went wrong */
 	char		 sentence[CD_SENTENCE_MAX];
-	char		*identity;	/* malloc'd JSON object, or NULL */
+	/* The account: a malloc'd JSON object of at most
+	 * CD_VAULT_ENTRY_MAX bytes, or NULL. */
+	char		*identity;
 };
 
 /*
@@ -41,7 +46,9 @@ int pv_secret_ok(const char *s);
 /*
  * A token check's answer (GET task.list, /user, /v2/user). 1 valid, with
  * v->identity set for GitHub and Vercel; 0 rejected (v->status 422); -1
- * unusable (v->status 502). v->sentence is set unless 1.
+ * unusable (v->status 502): among others an account larger than the
+ * vault takes, or GitHub scopes that are not printable ASCII.
+ * v->sentence is set unless 1.
  */
 int pv_manus_interpret(const struct pv_answer *a, struct pv_verdict *v);
 int pv_github_interpret(const struct pv_answer *a, struct pv_verdict *v);
@@ -49,8 +56,8 @@ int pv_vercel_interpret(const struct pv_answer *a, struct pv_verdict *v);
 
 /*
  * The mcp-tokens.json entry for a secret the check found valid, with
- * auth_method method (may be NULL). malloc'd JSON, or NULL when memory
- * ran out.
+ * auth_method method (may be NULL). malloc'd JSON, or NULL when it would
+ * be larger than CD_VAULT_ENTRY_MAX or memory ran out.
  */
 char *pv_manus_entry(const char *secret, const struct pv_answer *a,
     const char *method);
@@ -60,8 +67,8 @@ char *pv_vercel_entry(const char *secret, const struct pv_answer *a,
     const char *method);
 
 /* The Vercel account of a /v2/user ({"user": {...}}) or OIDC userinfo
- * answer: username, name, email, avatar. malloc'd JSON, or NULL when
- * memory ran out. */
+ * answer: username, name, email, avatar. malloc'd JSON, or NULL when it
+ * is larger than CD_VAULT_ENTRY_MAX or memory ran out. */
 char *pv_vercel_identity(yajl_val body);
 
 /*
@@ -77,8 +84,8 @@ int pv_vercel_client_usable(yajl_val client, const char *redirect);
 /*
  * A registration answer (RFC 7591, HTTP 200 or 201): 0 with the client
  * as pv_vercel_client() gives it and *keep the JSON for the vault (what
- * Vercel returned, with redirect_uris [redirect] when it sent none); -1
- * if unusable.
+ * Vercel returned, with redirect_uris [redirect] when it sent none), or
+ * NULL when that is larger than CD_VAULT_ENTRY_MAX; -1 if unusable.
  */
 int pv_vercel_registered(const struct pv_answer *a, const char *redirect,
     char *id, size_t idlen, char *secret, size_t slen, char **keep);
@@ -93,22 +100,24 @@ yajl_val pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v);
 
 /*
  * The Vercel entry of an OAuth login: the token answer's tokens, when
- * they expire (expires_in from now; 3600 when absent), and the account's names from ident (JSON, may be NULL).
- * malloc'd JSON, or NULL when memory ran out.
+ * they expire (expires_in from now; 3600 when absent), and the account's
+ * names from ident (JSON, may be NULL). malloc'd JSON, or NULL when
+ * larger than CD_VAULT_ENTRY_MAX.
  */
 char *pv_vercel_oauth_entry(yajl_val tok, const char *ident, time_t now);
 
 /*
  * The stored entry old with a refresh's answer tok: the new access
  * token and expiry, the new refresh token if one came. malloc'd JSON, or
- * NULL when memory ran out.
+ * NULL when larger than CD_VAULT_ENTRY_MAX.
  */
 char *pv_vercel_refreshed(yajl_val old, yajl_val tok, time_t now);
 
 /*
  * Microsoft Graph's me/drive answer: 0 with the drive's id and type
- * ("personal" when none is given) copied; or -1 with v->status 502 and a
- * sentence.
+ * ("personal" when none is given) copied, each 1 to len - 1 printable
+ * characters without spaces (they become rclone.conf values); or -1
+ * with v->status 502 and a sentence.
  */
 int pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
     char *type, size_t tlen, struct pv_verdict *v);

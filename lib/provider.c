@@ -63,15 +63,44 @@ pv_unusable(struct pv_verdict *v, const char *name, long code, int json,
 		    "JSON; try again later.", name, code);
 }
 
-/* Serialise e (freed). */
+/* Serialise e (freed) if the vault takes that much; else NULL. */
 static char *
 pv_dump_bounded(yajl_val e)
 {
-	char *out;
+	char	*out;
+	size_t	 len = 0;
 
-	out = json_dump(e, 0, NULL);
+	out = json_dump(e, 0, &len);
 	json_free_secret(e);
+	if (out != NULL && len > CD_VAULT_ENTRY_MAX) {
+		explicit_bzero(out, len);
+		free(out);
+		return NULL;
+	}
 	return out;
+}
+
+/* Printable ASCII, spaces allowed: a header value we may keep. */
+static int
+pv_printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Copy s, 1 to len - 1 printable characters without spaces. 0 or -1. */
+static int
+pv_copy_word(const char *s, char *out, size_t len)
+{
+	if (s == NULL || *s == '\0' || strlen(s) >= len)
+		return -1;
+	for (const char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return -1;
+	snprintf(out, len, "%s", s);
+	return 0;
 }
 
 int
@@ -148,8 +177,17 @@ pv_github_interpret(const struct pv_answer *a, struct pv_verdict *v)
 		    "expired or revoked.");
 		rc = 0;
 	} else if (a->code == 200 && json_obj_str(body, "login") != NULL) {
-		v->identity = pv_github_identity(body);
-		rc = 1;
+		/* The scopes go into the entry: a byte that is not ASCII
+		 * would make it JSON the vault refuses. */
+		if (a->scopes != NULL && !pv_printable(a->scopes))
+			pv_fail(v, 502, "GitHub answered HTTP 200 with an "
+			    "X-OAuth-Scopes header connectord cannot keep; try "
+			    "again later.");
+		else if ((v->identity = pv_github_identity(body)) == NULL)
+			pv_fail(v, 502, "GitHub answered HTTP 200 with an account "
+			    "too large to keep; try again later.");
+		else
+			rc = 1;
 	} else
 		pv_unusable(v, "GitHub", a->code, body != NULL, "an account");
 	if (body != NULL)
@@ -213,8 +251,11 @@ pv_vercel_interpret(const struct pv_answer *a, struct pv_verdict *v)
 		rc = 0;
 	} else if (a->code == 200 && YAJL_IS_OBJECT(body) &&
 	    (YAJL_IS_OBJECT(u) || json_obj_get(body, "username") != NULL)) {
-		v->identity = pv_vercel_identity(body);
-		rc = 1;
+		if ((v->identity = pv_vercel_identity(body)) == NULL)
+			pv_fail(v, 502, "Vercel answered HTTP 200 with an account "
+			    "too large to keep; try again later.");
+		else
+			rc = 1;
 	} else
 		pv_unusable(v, "Vercel", a->code, body != NULL, "an account");
 	if (body != NULL)
@@ -393,13 +434,16 @@ pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
 	const char	*t = json_obj_str(body, "driveType");
 	int		 rc = -1;
 
-	if (i != NULL && *i != '\0') {
-		snprintf(id, idlen, "%s", i);
-		snprintf(type, tlen, "%s", t && *t ? t : "personal");
-		rc = 0;
-	} else
+	if (i == NULL || *i == '\0')
 		pv_fail(v, 502, "Could not look up your OneDrive with Microsoft "
 		    "Graph (HTTP %ld); start again.", a->code);
+	else if (pv_copy_word(i, id, idlen) == -1 ||
+	    pv_copy_word(t && *t ? t : "personal", type, tlen) == -1)
+		pv_fail(v, 502, "Could not look up your OneDrive: Microsoft "
+		    "Graph answered with a drive connectord cannot keep; start "
+		    "again.");
+	else
+		rc = 0;
 	if (body != NULL)
 		yajl_tree_free(body);
 	return rc;

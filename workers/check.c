@@ -129,8 +129,14 @@ check_validate(const struct provider *pv, const char *secret,
 		snprintf(r->sentence, sizeof(r->sentence), "%s", v.sentence);
 		r->identity = v.identity;
 		if (rc == 1 && entry != NULL &&
-		    (*entry = pv->entry(secret, &pa, method)) == NULL)
-			fatalx("out of memory");
+		    (*entry = pv->entry(secret, &pa, method)) == NULL) {
+			r->status = 502;
+			snprintf(r->sentence, sizeof(r->sentence), "%s's answer "
+			    "is too large to store; try again later.", pv->name);
+			free(r->identity);
+			r->identity = NULL;
+			rc = -1;
+		}
 	}
 	explicit_bzero(hdrs, sizeof(hdrs));
 	curl_answer_free(&a);
