@@ -73,8 +73,8 @@ char *pv_vercel_identity(yajl_val body);
 
 /*
  * A stored or registered Vercel OAuth client: 0 with its client_id (1 to
- * idlen - 1 bytes) and client_secret ("" for a public client) copied,
- * or -1.
+ * idlen - 1 printable characters without spaces) and client_secret (""
+ * for a public client, else the same) copied whole, or -1.
  */
 int pv_vercel_client(yajl_val client, char *id, size_t idlen, char *secret,
     size_t slen);
@@ -92,8 +92,8 @@ int pv_vercel_registered(const struct pv_answer *a, const char *redirect,
 
 /*
  * A token endpoint's answer (authorization_code or refresh_token grant;
- * a->code is not 0). The parsed answer, with an access_token string; or
- * NULL with v->status 422
+ * a->code is not 0). The parsed answer, whose access_token and any
+ * refresh_token string pass pv_secret_ok(); or NULL with v->status 422
  * (HTTP 400 or 401: the code or refresh token was refused) or 502.
  */
 yajl_val pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v);

@@ -295,14 +295,16 @@ int
 pv_vercel_client(yajl_val client, char *id, size_t idlen, char *secret,
     size_t slen)
 {
-	const char *cid = json_obj_str(client, "client_id");
 	const char *sec = json_obj_str(client, "client_secret");
 
-	if (cid == NULL || *cid == '\0' || strlen(cid) >= idlen)
+	if (pv_copy_word(json_obj_str(client, "client_id"), id, idlen) == -1)
 		return -1;
-	snprintf(id, idlen, "%s", cid);
-	snprintf(secret, slen, "%s", sec ? sec : "");
-	return 0;
+	if (sec == NULL || *sec == '\0') {
+		if (slen > 0)
+			secret[0] = '\0';
+		return 0;
+	}
+	return pv_copy_word(sec, secret, slen);
 }
 
 int
@@ -353,10 +355,13 @@ pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v)
 	yajl_val	 tok = pv_body(a);
 	const char	*rt = json_obj_str(tok, "refresh_token");
 
-	(void)rt;
-	if (a->code == 200 && json_obj_str(tok, "access_token") != NULL)
-		return tok;
-	else if (a->code == 400 || a->code == 401)
+	if (a->code == 200 && json_obj_str(tok, "access_token") != NULL) {
+		if (pv_secret_ok(json_obj_str(tok, "access_token")) &&
+		    (rt == NULL || pv_secret_ok(rt)))
+			return tok;
+		pv_fail(v, 502, "Vercel's token endpoint answered with a token "
+		    "connectord cannot use; try again later.");
+	} else if (a->code == 400 || a->code == 401)
 		pv_fail(v, 422, "Vercel did not accept the authorization code "
 		    "(expired, used already, or the PKCE check failed); start "
 		    "again.");
