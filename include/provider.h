@@ -116,8 +116,8 @@ char *pv_vercel_refreshed(yajl_val old, yajl_val tok, time_t now);
 /*
  * Microsoft Graph's me/drive answer: 0 with the drive's id and type
  * ("personal" when none is given) copied, each 1 to len - 1 printable
- * characters without spaces (they become rclone.conf values); or -1
- * with v->status 502 and a sentence.
+ * characters without spaces or quotes (they become rclone.conf values);
+ * or -1 with v->status 502 and a sentence.
  */
 int pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
     char *type, size_t tlen, struct pv_verdict *v);

@@ -430,6 +430,8 @@ pv_vercel_refreshed(yajl_val old, yajl_val tok, time_t now)
 	return pv_dump_bounded(e);
 }
 
+/* The drive's id and type become rclone.conf values, which rclone would
+ * unquote if they started with ` or """: no quote characters at all. */
 int
 pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
     char *type, size_t tlen, struct pv_verdict *v)
@@ -443,7 +445,8 @@ pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
 		pv_fail(v, 502, "Could not look up your OneDrive with Microsoft "
 		    "Graph (HTTP %ld); start again.", a->code);
 	else if (pv_copy_word(i, id, idlen) == -1 ||
-	    pv_copy_word(t && *t ? t : "personal", type, tlen) == -1)
+	    pv_copy_word(t && *t ? t : "personal", type, tlen) == -1 ||
+	    strpbrk(id, "\"'`") != NULL || strpbrk(type, "\"'`") != NULL)
 		pv_fail(v, 502, "Could not look up your OneDrive: Microsoft "
 		    "Graph answered with a drive connectord cannot keep; start "
 		    "again.");
