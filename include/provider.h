@@ -93,23 +93,23 @@ int pv_vercel_registered(const struct pv_answer *a, const char *redirect,
 /*
  * A token endpoint's answer (authorization_code or refresh_token grant;
  * a->code is not 0). The parsed answer, whose access_token and any
- * refresh_token string pass pv_secret_ok(); or NULL with v->status 422
- * (HTTP 400 or 401: the code or refresh token was refused) or 502.
+ * refresh_token string pass pv_secret_ok(); or NULL with v->status
+ * 422 (HTTP 400 or 401: the code or refresh token was refused) or 502.
  */
 yajl_val pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v);
 
 /*
  * The Vercel entry of an OAuth login: the token answer's tokens, when
- * they expire (expires_in from now; 3600 when absent), and the account's
- * names from ident (JSON, may be NULL). malloc'd JSON, or NULL when
- * larger than CD_VAULT_ENTRY_MAX.
+ * they expire (expires_in from now, cut to 0 to CD_OAUTH_EXPIRES_MAX;
+ * 3600 when absent), and the account's names from ident (JSON, may be
+ * NULL). malloc'd JSON, or NULL when larger than CD_VAULT_ENTRY_MAX.
  */
 char *pv_vercel_oauth_entry(yajl_val tok, const char *ident, time_t now);
 
 /*
  * The stored entry old with a refresh's answer tok: the new access
- * token and expiry, the new refresh token if one came. malloc'd JSON, or
- * NULL when larger than CD_VAULT_ENTRY_MAX.
+ * token and expiry (as above), the new refresh token if one came.
+ * malloc'd JSON, or NULL when larger than CD_VAULT_ENTRY_MAX.
  */
 char *pv_vercel_refreshed(yajl_val old, yajl_val tok, time_t now);
 

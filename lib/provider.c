@@ -373,13 +373,19 @@ pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v)
 	return NULL;
 }
 
-/* When a token answer's access token expires, counted from now. */
+/* When a token answer's access token expires, counted from now. The
+ * lifetime is cut to [0, CD_OAUTH_EXPIRES_MAX]: yajl takes any 64-bit
+ * integer, and now + INT64_MAX overflows. */
 static long long
 pv_expires_at(yajl_val tok, time_t now)
 {
 	yajl_val	 exp = json_obj_get(tok, "expires_in");
 	long long	 in = YAJL_IS_INTEGER(exp) ? exp->u.number.i : 3600;
 
+	if (in < 0)
+		in = 0;
+	if (in > CD_OAUTH_EXPIRES_MAX)
+		in = CD_OAUTH_EXPIRES_MAX;
 	return (long long)now + in;
 }
 
