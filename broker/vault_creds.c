@@ -273,14 +273,10 @@ vault_tokens_update(const char *connector, yajl_val entry,
 			snprintf(err, errlen, "the IPC log cannot be written");
 		goto out;
 	}
-	if (entry != NULL)
-		json_obj_set(tokens, connector, entry);
-	else
-		json_obj_del(tokens, connector);
-	if ((buf = json_dump(tokens, 1, &len)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+	if ((buf = store_json_edit(tokens, connector, entry, &len, err,
+	    errlen)) == NULL)
 		e = STORE_ERR_IO;
-	} else
+	else
 		e = store_write(vault.wsfd, TOKENS_FILE, buf, len,
 		    vault_log_cb, rec, err, errlen);
 	json_free_secret(tokens);

@@ -36,6 +36,22 @@ enum store_err store_json_load(int dirfd, const char *name, yajl_val *out,
     char *err, size_t errlen);
 
 /*
+ * The parse of store_json_load() on len bytes already read: text of
+ * white space only is {}; anything but a JSON object is
+ * STORE_ERR_CORRUPT with a sentence naming name.
+ */
+enum store_err store_json_parse(const char *buf, size_t len,
+    const char *name, yajl_val *out, char *err, size_t errlen);
+
+/*
+ * Set member key of the object doc to entry (taking it), or remove it
+ * when entry is NULL, and give the file's new text (indented, with a
+ * final newline). malloc'd with its length in *len, or NULL with err.
+ */
+char *store_json_edit(yajl_val doc, const char *key, yajl_val entry,
+    size_t *len, char *err, size_t errlen);
+
+/*
  * Replace name with data. commit (may be NULL) runs after the temporary
  * file is durable and before the rename; if it fails nothing changes.
  */
