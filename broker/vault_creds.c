@@ -78,7 +78,8 @@ vault_store_status(enum store_err e)
 {
 	switch (e) {
 	case STORE_OK: return 200;
-	case STORE_ERR_NOSPACE: return 507;
+	case STORE_ERR_NOSPACE:
+	case STORE_ERR_TOO_LARGE: return 507;
 	case STORE_ERR_LOG: return 503;
 	case STORE_ERR_CORRUPT:
 	case STORE_ERR_IO:
@@ -273,10 +274,8 @@ vault_tokens_update(const char *connector, yajl_val entry,
 			snprintf(err, errlen, "the IPC log cannot be written");
 		goto out;
 	}
-	if ((buf = store_json_edit(tokens, connector, entry, &len, err,
-	    errlen)) == NULL)
-		e = STORE_ERR_IO;
-	else
+	if ((e = store_json_edit(tokens, connector, entry, &buf, &len, err,
+	    errlen)) == STORE_OK)
 		e = store_write(vault.wsfd, TOKENS_FILE, buf, len,
 		    vault_log_cb, rec, err, errlen);
 	json_free_secret(tokens);

@@ -18,6 +18,7 @@ enum store_err {
 	STORE_ERR_IO,		/* read, write or sync failed */
 	STORE_ERR_NOSPACE,	/* the file system is full */
 	STORE_ERR_LOG,		/* the commit hook (IPC log) refused */
+	STORE_ERR_TOO_LARGE,	/* the new text would pass CD_STORE_FILE_MAX */
 };
 
 /* Take the directory's exclusive lock (blocking). fd or -1. */
@@ -45,11 +46,12 @@ enum store_err store_json_parse(const char *buf, size_t len,
 
 /*
  * Set member key of the object doc to entry (taking it), or remove it
- * when entry is NULL, and give the file's new text (indented, with a
- * final newline). malloc'd with its length in *len, or NULL with err.
+ * when entry is NULL, and make the file's new text (indented, with a
+ * final newline) in *out (malloc'd) and *len. STORE_ERR_TOO_LARGE when
+ * the text would be larger than store_read() takes back.
  */
-char *store_json_edit(yajl_val doc, const char *key, yajl_val entry,
-    size_t *len, char *err, size_t errlen);
+enum store_err store_json_edit(yajl_val doc, const char *key,
+    yajl_val entry, char **out, size_t *len, char *err, size_t errlen);
 
 /*
  * Replace name with data. commit (may be NULL) runs after the temporary

@@ -152,20 +152,32 @@ store_json_load(int dirfd, const char *name, yajl_val *out, char *err,
 	return e;
 }
 
-char *
-store_json_edit(yajl_val doc, const char *key, yajl_val entry, size_t *len,
-    char *err, size_t errlen)
+enum store_err
+store_json_edit(yajl_val doc, const char *key, yajl_val entry, char **out,
+    size_t *len, char *err, size_t errlen)
 {
-	char *out;
-
+	*out = NULL;
 	if (entry != NULL ? json_obj_set(doc, key, entry) == -1 :
 	    json_obj_del(doc, key) == -1) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		return STORE_ERR_IO;
 	}
-	if ((out = json_dump(doc, 1, len)) == NULL)
+	if ((*out = json_dump(doc, 1, len)) == NULL) {
 		snprintf(err, errlen, "out of memory");
-	return out;
+		return STORE_ERR_IO;
+	}
+	/* store_read() refuses a larger file: writing one would lock
+	 * every credential in it out. Indenting alone can make a file
+	 * that was within the limit outgrow it. */
+	if (*len > CD_STORE_FILE_MAX) {
+		explicit_bzero(*out, *len);
+		free(*out);
+		*out = NULL;
+		snprintf(err, errlen, "the credential file would grow past %d "
+		    "bytes, so it was left as it is", CD_STORE_FILE_MAX);
+		return STORE_ERR_TOO_LARGE;
+	}
+	return STORE_OK;
 }
 
 static int

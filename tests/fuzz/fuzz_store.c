@@ -10,7 +10,8 @@
  * a put leaves exactly one member of that name holding the new entry
  * and a delete leaves none, and every other member is kept as it was,
  * in order; every rewrite is one the vault can read back (at most
- * CD_STORE_FILE_MAX bytes). abort() on any violation.
+ * CD_STORE_FILE_MAX bytes), or is refused with a sentence. abort() on
+ * any violation.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -119,11 +120,10 @@ edit(yajl_val doc, const char *key, int put)
 	if (put)
 		check((entry = json_parse(ejson, strlen(ejson), sizeof(ejson),
 		    err, sizeof(err))) != NULL);
-	out = store_json_edit(d, key, put ? json_copy(entry) : NULL, &len, err,
-	    sizeof(err));
-	if (out == NULL) {
+	if (store_json_edit(d, key, put ? json_copy(entry) : NULL, &out, &len,
+	    err, sizeof(err)) != STORE_OK) {
 		/* Refused, with a sentence: the file stays as it was. */
-		check(err[0] != '\0');
+		check(out == NULL && err[0] != '\0');
 	} else {
 		check(strlen(out) == len);
 		after = reread(out, len);
@@ -149,17 +149,18 @@ round_trip(yajl_val doc)
 
 	check(d != NULL);
 	/* Deleting a member no file has rewrites the file unchanged. */
-	out = store_json_edit(d, FUZZ_ABSENT, NULL, &len, err, sizeof(err));
-	if (out == NULL) {
+	if (store_json_edit(d, FUZZ_ABSENT, NULL, &out, &len, err,
+	    sizeof(err)) != STORE_OK) {
+		check(out == NULL && err[0] != '\0');
 		json_free_secret(d);
 		return;
 	}
 	again = reread(out, len);
 	check(again->u.object.len == doc->u.object.len);
 	others_kept(doc, again, FUZZ_ABSENT);
-	out2 = store_json_edit(again, FUZZ_ABSENT, NULL, &len2, err,
-	    sizeof(err));
-	check(out2 != NULL && len2 == len && memcmp(out, out2, len) == 0);
+	check(store_json_edit(again, FUZZ_ABSENT, NULL, &out2, &len2, err,
+	    sizeof(err)) == STORE_OK);
+	check(len2 == len && memcmp(out, out2, len) == 0);
 	free(out2);
 	json_free_secret(again);
 	free(out);
