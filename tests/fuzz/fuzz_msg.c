@@ -10,7 +10,9 @@
  *    msg_put_strn() of the strings must give back identical bytes, since
  *    the encoding has one form per value.
  * 3. As a raw SEQPACKET record handed to msg_recv(): it must either be
- *    refused with EPROTO or come out as exactly the frame that was sent.
+ *    refused with EPROTO or come out as exactly the frame that was sent,
+ *    and msg_send() of what came out must put the same record back on
+ *    the wire.
  *
  * The payload is copied into a buffer of exactly its size so that ASan
  * sees any read past it.
@@ -150,6 +152,21 @@ strings_only(const uint8_t *data, size_t size)
 	msg_free(&m);
 }
 
+/* A frame that decoded must encode to the record it came from. */
+static void
+resend(const int sv[2], const struct msg *m, const uint8_t *data,
+    size_t size)
+{
+	static uint8_t	 back[CD_MSG_PAYLOAD_MAX + sizeof(struct msg_hdr) + 1];
+	ssize_t		 n;
+
+	if (msg_send(sv[1], m) == -1)
+		abort();
+	n = recv(sv[0], back, sizeof(back), MSG_DONTWAIT);
+	if (n != (ssize_t)size || memcmp(back, data, size) != 0)
+		abort();
+}
+
 static void
 raw_record(const uint8_t *data, size_t size)
 {
@@ -182,6 +199,7 @@ raw_record(const uint8_t *data, size_t size)
 	    m.hdr.job != h.job || m.hdr.len != h.len || m.nfds != 0 ||
 	    (h.len > 0 && memcmp(m.data, data + sizeof(h), h.len) != 0))
 		abort();
+	resend(sv, &m, data, size);
 	msg_free(&m);
 }
 
