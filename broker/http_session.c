@@ -286,6 +286,16 @@ session_job_exit(uint32_t job, uint32_t reason)
 			s->held_sentence = NULL;
 			return;
 		}
+		if (s->waiter != NULL) {
+			/* A request waits on this worker (a Vercel exchange
+			 * or callback) and it ended without a result: answer
+			 * in a moment (a result still in its channel goes
+			 * first), not at the request's own timeout. */
+			struct timeval tv = { 2, 0 };
+
+			s->waiter->worker_gone = 1;
+			evtimer_add(s->waiter->timer, &tv);
+		}
 		if (session_terminal(s))
 			return;
 		if (reason == MSG_EXIT_DEADLINE)

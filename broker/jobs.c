@@ -151,7 +151,11 @@ jobs_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 	jobs_kill(j);
 }
 
-/* A worker may only say it is ready; anything else ends it. */
+/*
+ * A worker has nothing to say to the broker: its control channel carries
+ * INIT down and then only its end (EOF at exit). Any frame up it, even a
+ * well-formed one, is a protocol violation and ends the worker.
+ */
 static void
 jobs_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -163,12 +167,10 @@ jobs_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 	rc = msg_recv(fd, &m, 64);
 	if (rc == -1 && errno == EAGAIN)
 		return;
-	if (rc == 1 && m.hdr.type == MSG_READY && msg_get_end(&m) == 0) {
-		msg_free(&m);
-		return;
-	}
 	if (rc != 0)
-		log_warnx("protocol violation by worker %u; killing it", j->id);
+		log_warnx("protocol violation by worker %u: %s on its control "
+		    "channel; killing it", j->id, rc == 1 ?
+		    msg_type_name(m.hdr.type) : msg_recv_error(errno));
 	if (rc == 1)
 		msg_free(&m);
 	event_del(j->ev);

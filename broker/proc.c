@@ -145,8 +145,12 @@ proc_dispatch(struct role_proc *rp, struct msg *m)
 
 	switch (m->hdr.type) {
 	case MSG_READY:
-		if (msg_get_end(m) == -1 || rp->ready)
+		if (msg_get_end(m) == -1)
 			goto violation;
+		if (rp->ready) {
+			proc_kill(rp, "protocol violation (READY a second time)");
+			return;
+		}
 		rp->ready = 1;
 		rp->backoff_ms = CD_RESTART_BACKOFF_MIN_MS;
 		log_info("%s is ready (pid %d)", rp->name, (int)rp->pid);
@@ -175,7 +179,10 @@ proc_dispatch(struct role_proc *rp, struct msg *m)
 	free(conn);
 	free(remote);
 violation:
-	proc_kill(rp, "protocol violation");
+	proc_kill(rp, m->hdr.type == MSG_SPAWN_REQ ? "protocol violation "
+	    "(malformed SPAWN_REQ)" : m->hdr.type == MSG_READY ? "protocol "
+	    "violation (malformed READY)" : "protocol violation (malformed "
+	    "JOB_CANCEL)");
 }
 
 static void

@@ -103,6 +103,44 @@ vault_open_dir(const char *path, int *fd, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A vault killed between creating a temporary file and renaming it over
+ * the real one leaves the temporary file, which may hold a secret. The
+ * broker starts a vault only once the last one is reaped, so at start
+ * every such file is stale: remove them, under each directory's lock.
+ */
+static void
+vault_sweep_dir(int dirfd, const char *where, const char *const *names)
+{
+	int lock, n;
+
+	if ((lock = store_lock(dirfd)) == -1)
+		return;
+	for (; *names != NULL; names++)
+		if ((n = store_sweep(dirfd, *names)) > 0)
+			log_warnx("removed %d temporary file(s) of %s in %s left by "
+			    "an interrupted write", n, *names, where);
+	store_unlock(lock);
+}
+
+static void
+vault_sweep(void)
+{
+	static const char *const ws[] = { TOKENS_FILE, RCLONE_FILE, NULL };
+	static const char *const st[] = { STATUS_FILE, NULL };
+	static const char *const gh[] = { GITHUB_FILE, NULL };
+	int xo;
+
+	vault_sweep_dir(vault.wsfd, "the workspace", ws);
+	vault_sweep_dir(vault.statefd, "the state directory", st);
+	xo = openat(vault.homefd, XO_DIR, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC);
+	if (xo != -1) {
+		vault_sweep_dir(xo, "~/.xo-cowork", gh);
+		close(xo);
+	}
+}
+
 /* Runs as the vault's user before seccomp: open everything we hold. */
 static int
 vault_acquire(void *arg, char *err, size_t errlen)
@@ -120,6 +158,7 @@ vault_acquire(void *arg, char *err, size_t errlen)
 	    sizeof(vault.key), err, errlen);
 	if (vault.audit == NULL)
 		return -1;
+	vault_sweep();
 	vault_status_load();
 	return 0;
 }

@@ -17,6 +17,14 @@
 #include "msg.h"
 #include "store.h"
 
+/* The files the vault alone writes, below the workspace (wsfd), the state
+ * directory (statefd) and the home directory (homefd). */
+#define TOKENS_FILE	"mcp-tokens.json"
+#define RCLONE_FILE	"rclone.conf"
+#define STATUS_FILE	"status.json"
+#define XO_DIR		".xo-cowork"
+#define GITHUB_FILE	"github_token.json"
+
 /* What one worker may do, registered by the broker with its channel. */
 struct grant {
 	TAILQ_ENTRY(grant) entry;

@@ -16,9 +16,6 @@
 #include "store.h"
 #include "vault.h"
 
-#define TOKENS_FILE "mcp-tokens.json"
-#define STATUS_FILE "status.json"
-
 /* Connectors stored in mcp-tokens.json and the member holding the
  * secret, which must be a non-empty string for "connected". */
 struct vault_conn {

@@ -19,8 +19,6 @@
 #include "log.h"
 #include "vault.h"
 
-#define XO_DIR		".xo-cowork"
-#define GITHUB_FILE	"github_token.json"
 
 /* Open (creating 0700) <home>/.xo-cowork, refusing a symbolic link. */
 static int

@@ -18,7 +18,6 @@
 #include "store.h"
 #include "vault.h"
 
-#define RCLONE_FILE	"rclone.conf"
 /* Remotes listed in the metadata pushed to http. */
 #define RCLONE_REMOTES_MAX 256
 

@@ -19,6 +19,11 @@ enum ghout_failure {
 	GHOUT_FAIL_DENIED,	/* (access_denied) */
 	GHOUT_FAIL_EXPIRED,	/* (expired_token) or the context deadline */
 	GHOUT_FAIL_SLOW_DOWN,	/* (slow_down), fatal in gh 2.23 */
+	GHOUT_FAIL_HTTP,	/* "...: HTTP <n>", n not 200: GitHub failed */
+	GHOUT_FAIL_UNREADABLE,	/* an answer gh could not read: "HTTP 200"
+				 * without its fields, or one that did not
+				 * parse ("unexpected EOF", "invalid
+				 * character", "unexpected end of JSON") */
 };
 
 /* Remove ANSI colour sequences (ESC '[' digits and ';', then one final
@@ -34,8 +39,31 @@ void ghout_strip_ansi(char *s);
  */
 int ghout_code(char *text, char *code, size_t clen, char *url, size_t ulen);
 
-/* Classify a failed login's stderr (ANSI-stripped in place). */
+/*
+ * Classify a failed login's stderr (ANSI-stripped in place). The first
+ * class whose marker is found wins, in the order of the enum (denied,
+ * expired, slow_down, HTTP, unreadable), else GHOUT_FAIL_OTHER.
+ */
 enum ghout_failure ghout_failure(char *text);
+
+/*
+ * The HTTP status of gh's "failed to authenticate via web browser: HTTP
+ * <n>" line (the first one): exactly three digits, not followed by a
+ * fourth. 0 when there is no such line.
+ */
+int ghout_http_status(const char *text);
+
+/*
+ * Whether text (ANSI-stripped in place) holds the URL prompt but no
+ * "one-time code: ": gh prints the code first, so a URL alone is the
+ * browser login it falls back to when the device flow is unavailable
+ * (reference/gh.md section 5), which never ends.
+ */
+int ghout_browser_only(char *text);
+
+/* Whether text is only spaces, CRs and LFs (gh's stderr starts with an
+ * empty line): gh has not heard back from GitHub yet. */
+int ghout_blank(const char *text);
 
 /*
  * The token of "gh auth token": the first line of out, 1 to len - 1

@@ -72,6 +72,15 @@ char *pv_vercel_entry(const char *secret, const struct pv_answer *a,
 char *pv_vercel_identity(yajl_val body);
 
 /*
+ * The account of an OAuth login's lookup (OIDC userinfo, else /v2/user):
+ * pv_vercel_identity() of a 200 answer that is a JSON object naming an
+ * account (a "user" object, or a "username" or "preferred_username"
+ * string); NULL for anything else (an empty object, an error document,
+ * HTML), so that no token is stored for an account nobody can name.
+ */
+char *pv_vercel_account(const struct pv_answer *a);
+
+/*
  * A stored or registered Vercel OAuth client: 0 with its client_id (1 to
  * idlen - 1 printable characters without spaces) and client_secret (""
  * for a public client, else the same) copied whole, or -1.
@@ -94,7 +103,9 @@ int pv_vercel_registered(const struct pv_answer *a, const char *redirect,
  * A token endpoint's answer (authorization_code or refresh_token grant;
  * a->code is not 0). The parsed answer, whose access_token and any
  * refresh_token string pass pv_secret_ok(); or NULL with v->status
- * 422 (HTTP 400 or 401: the code or refresh token was refused) or 502.
+ * 422 (HTTP 400 or 401: the code or refresh token was refused) or 502
+ * (a 200 that is not JSON, one without an access token, one with a
+ * token connectord cannot use, any other status).
  */
 yajl_val pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v);
 
@@ -117,7 +128,9 @@ char *pv_vercel_refreshed(yajl_val old, yajl_val tok, time_t now);
  * Microsoft Graph's me/drive answer: 0 with the drive's id and type
  * ("personal" when none is given) copied, each 1 to len - 1 printable
  * characters without spaces or quotes (they become rclone.conf values);
- * or -1 with v->status 502 and a sentence.
+ * or -1 with v->status 502 and a sentence that tells no answer (code 0),
+ * an HTTP failure, a 200 that is not a drive (no "id") and a drive
+ * connectord cannot keep apart.
  */
 int pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
     char *type, size_t tlen, struct pv_verdict *v);

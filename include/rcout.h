@@ -17,6 +17,10 @@ enum rcout_failure {
 	RCOUT_FAIL_PORT_IN_USE,	/* its callback port is taken */
 	RCOUT_FAIL_BAD_CODE,	/* the provider refused the code */
 	RCOUT_FAIL_REFUSED,	/* the user refused at the provider */
+	RCOUT_FAIL_PROVIDER,	/* the token endpoint answered HTTP 5xx */
+	RCOUT_FAIL_UNREACHABLE,	/* no answer from the token endpoint */
+	RCOUT_FAIL_UNREADABLE,	/* an answer without a status that did not
+				 * parse or held no access token */
 };
 
 /*
@@ -35,8 +39,22 @@ int rcout_url(const char *text, int *port, char *state, size_t slen);
  */
 char *rcout_token(const char *text);
 
-/* Classify a failed run's stderr. */
+/*
+ * Classify a failed run's stderr. "address already in use" is
+ * PORT_IN_USE; then a token status (rcout_token_status) of 500 or more
+ * is PROVIDER; then "failed to get token" is UNREACHABLE with no status
+ * and "dial tcp", "proxyconnect" or "Client.Timeout", UNREADABLE with no
+ * status otherwise, BAD_CODE with a status below 500; then "No code
+ * returned" is REFUSED; else OTHER.
+ */
 enum rcout_failure rcout_failure(const char *text);
+
+/*
+ * The HTTP status of the token endpoint in rclone's "cannot fetch token:
+ * <n> <reason>" line (the first one): exactly three digits followed by a
+ * space. 0 when there is no such line.
+ */
+int rcout_token_status(const char *text);
 
 /*
  * The remote's entry for the vault, {"type", "token"} and, when drive_id

@@ -21,6 +21,13 @@ enum store_err {
 	STORE_ERR_TOO_LARGE,	/* the new text would pass CD_STORE_FILE_MAX */
 };
 
+/*
+ * Remove the temporary files a writer killed before its rename left beside
+ * name (".<name>.<random>.tmp"; they may hold a secret). Only for a
+ * directory no live writer uses. Returns how many were removed, or -1.
+ */
+int store_sweep(int dirfd, const char *name);
+
 /* Take the directory's exclusive lock (blocking). fd or -1. */
 int store_lock(int dirfd);
 void store_unlock(int lockfd);

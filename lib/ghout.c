@@ -27,20 +27,23 @@ ghout_strip_ansi(char *s)
 	*w = '\0';
 }
 
+/* The prompts of gh 2.23's device flow, in the order it prints them. */
+static const char ghout_code_key[] = "one-time code: ";
+static const char ghout_url_key[] = "Open this URL to continue in your web "
+    "browser: ";
+
 int
 ghout_code(char *text, char *code, size_t clen, char *url, size_t ulen)
 {
-	static const char ck[] = "one-time code: ";
-	static const char uk[] = "Open this URL to continue in your web "
-	    "browser: ";
 	char	*c, *u;
 	size_t	 n;
 
 	ghout_strip_ansi(text);
-	if ((c = strstr(text, ck)) == NULL || (u = strstr(text, uk)) == NULL)
+	if ((c = strstr(text, ghout_code_key)) == NULL ||
+	    (u = strstr(text, ghout_url_key)) == NULL)
 		return 0;
-	c += sizeof(ck) - 1;
-	u += sizeof(uk) - 1;
+	c += sizeof(ghout_code_key) - 1;
+	u += sizeof(ghout_url_key) - 1;
 	for (n = 0; n < GHOUT_CODE_LEN && (isupper((unsigned char)c[n]) ||
 	    isdigit((unsigned char)c[n]) || (n == 4 && c[n] == '-')); n++)
 		;
@@ -62,6 +65,8 @@ ghout_code(char *text, char *code, size_t clen, char *url, size_t ulen)
 enum ghout_failure
 ghout_failure(char *text)
 {
+	int http;
+
 	ghout_strip_ansi(text);
 	if (strstr(text, "(access_denied)") != NULL)
 		return GHOUT_FAIL_DENIED;
@@ -70,7 +75,49 @@ ghout_failure(char *text)
 		return GHOUT_FAIL_EXPIRED;
 	if (strstr(text, "(slow_down)") != NULL)
 		return GHOUT_FAIL_SLOW_DOWN;
+	http = ghout_http_status(text);
+	if (http != 0 && http != 200)
+		return GHOUT_FAIL_HTTP;
+	/* An answer without the fields gh looks for, or one that does not
+	 * parse (HTML, a cut-off document). */
+	if (http == 200 || strstr(text, "unexpected EOF") != NULL ||
+	    strstr(text, "invalid character") != NULL ||
+	    strstr(text, "unexpected end of JSON") != NULL)
+		return GHOUT_FAIL_UNREADABLE;
 	return GHOUT_FAIL_OTHER;
+}
+
+int
+ghout_http_status(const char *text)
+{
+	static const char	 key[] = "failed to authenticate via web "
+				    "browser: HTTP ";
+	const char		*p = strstr(text, key);
+	int			 n = 0;
+
+	if (p == NULL)
+		return 0;
+	p += sizeof(key) - 1;
+	for (int i = 0; i < 3; i++, p++) {
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		n = n * 10 + (*p - '0');
+	}
+	return isdigit((unsigned char)*p) ? 0 : n;
+}
+
+int
+ghout_browser_only(char *text)
+{
+	ghout_strip_ansi(text);
+	return strstr(text, ghout_url_key) != NULL &&
+	    strstr(text, ghout_code_key) == NULL;
+}
+
+int
+ghout_blank(const char *text)
+{
+	return text[strspn(text, " \r\n")] == '\0';
 }
 
 int

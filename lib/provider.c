@@ -238,6 +238,23 @@ pv_vercel_identity(yajl_val body)
 	return pv_dump_bounded(id);
 }
 
+char *
+pv_vercel_account(const struct pv_answer *a)
+{
+	yajl_val	 body = a->code == 200 ? pv_body(a) : NULL;
+	char		*id = NULL;
+
+	/* An object that names an account; anything else (an empty
+	 * object, an error document) is not one. */
+	if (YAJL_IS_OBJECT(body) && (YAJL_IS_OBJECT(json_obj_get(body,
+	    "user")) || json_obj_str(body, "username") != NULL ||
+	    json_obj_str(body, "preferred_username") != NULL))
+		id = pv_vercel_identity(body);
+	if (body != NULL)
+		yajl_tree_free(body);
+	return id;
+}
+
 int
 pv_vercel_interpret(const struct pv_answer *a, struct pv_verdict *v)
 {
@@ -365,6 +382,10 @@ pv_vercel_token(const struct pv_answer *a, struct pv_verdict *v)
 		pv_fail(v, 422, "Vercel did not accept the authorization code "
 		    "(expired, used already, or the PKCE check failed); start "
 		    "again.");
+	else if (a->code == 200)
+		pv_fail(v, 502, "Vercel's token endpoint answered HTTP 200 %s; "
+		    "try again later.", tok == NULL ? "with something that is "
+		    "not JSON" : "without an access token");
 	else
 		pv_fail(v, 502, "Vercel's token endpoint answered HTTP %ld; try "
 		    "again later.", a->code);
@@ -447,9 +468,16 @@ pv_onedrive_drive(const struct pv_answer *a, char *id, size_t idlen,
 	const char	*t = json_obj_str(body, "driveType");
 	int		 rc = -1;
 
-	if (i == NULL || *i == '\0')
+	if (a->code == 0)
+		pv_fail(v, 502, "Microsoft Graph could not be reached to look up "
+		    "your OneDrive; start again later.");
+	else if (a->code != 200)
 		pv_fail(v, 502, "Could not look up your OneDrive with Microsoft "
 		    "Graph (HTTP %ld); start again.", a->code);
+	else if (i == NULL || *i == '\0')
+		pv_fail(v, 502, "Microsoft Graph answered the lookup of your "
+		    "OneDrive with something that is not a drive; start again "
+		    "later.");
 	else if (pv_copy_word(i, id, idlen) == -1 ||
 	    pv_copy_word(t && *t ? t : "personal", type, tlen) == -1 ||
 	    strpbrk(id, "\"'`") != NULL || strpbrk(type, "\"'`") != NULL)

@@ -82,13 +82,44 @@ rcout_token(const char *text)
 enum rcout_failure
 rcout_failure(const char *text)
 {
+	int http = rcout_token_status(text);
+
 	if (strstr(text, "address already in use") != NULL)
 		return RCOUT_FAIL_PORT_IN_USE;
-	if (strstr(text, "failed to get token") != NULL)
-		return RCOUT_FAIL_BAD_CODE;
+	if (http >= 500)
+		return RCOUT_FAIL_PROVIDER;
+	if (strstr(text, "failed to get token") != NULL) {
+		if (http != 0)
+			return RCOUT_FAIL_BAD_CODE;
+		/* No status: the request never got an answer, or got one
+		 * that did not parse or held no access token. */
+		if (strstr(text, "dial tcp") != NULL ||
+		    strstr(text, "proxyconnect") != NULL ||
+		    strstr(text, "Client.Timeout") != NULL)
+			return RCOUT_FAIL_UNREACHABLE;
+		return RCOUT_FAIL_UNREADABLE;
+	}
 	if (strstr(text, "No code returned") != NULL)
 		return RCOUT_FAIL_REFUSED;
 	return RCOUT_FAIL_OTHER;
+}
+
+int
+rcout_token_status(const char *text)
+{
+	static const char	 key[] = "cannot fetch token: ";
+	const char		*p = strstr(text, key);
+	int			 n = 0;
+
+	if (p == NULL)
+		return 0;
+	p += sizeof(key) - 1;
+	for (int i = 0; i < 3; i++, p++) {
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		n = n * 10 + (*p - '0');
+	}
+	return *p == ' ' ? n : 0;
 }
 
 char *

@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -194,6 +195,49 @@ store_write_all(int fd, const char *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+#define STORE_TMP_RAND 12	/* hex digits in a temporary file's name */
+
+/* Whether entry is a temporary file of ours for name:
+ * ".<name>.<12 lowercase hex>.tmp". */
+static int
+store_is_tmp(const char *entry, const char *name)
+{
+	size_t nl = strlen(name);
+
+	if (entry[0] != '.' || strncmp(entry + 1, name, nl) != 0 ||
+	    entry[1 + nl] != '.')
+		return 0;
+	entry += 2 + nl;
+	for (int i = 0; i < STORE_TMP_RAND; i++)
+		if (!((entry[i] >= '0' && entry[i] <= '9') ||
+		    (entry[i] >= 'a' && entry[i] <= 'f')))
+			return 0;
+	return strcmp(entry + STORE_TMP_RAND, ".tmp") == 0;
+}
+
+int
+store_sweep(int dirfd, const char *name)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd, n = 0;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (store_is_tmp(de->d_name, name) &&
+		    unlinkat(dirfd, de->d_name, 0) == 0)
+			n++;
+	closedir(d);
+	if (n > 0)
+		fsync(dirfd);
+	return n;
 }
 
 /* Open a fresh temporary file ".<name>.<random>" next to name. */

@@ -254,6 +254,22 @@ msg_take_fds(struct msg *m, struct msghdr *mh)
 	return bad ? -1 : 0;
 }
 
+/*
+ * How many descriptors a message type may carry: a descriptor on any other
+ * frame is a protocol violation (a peer smuggling a file or socket into a
+ * process that never asked for one), not something to close and ignore.
+ */
+size_t
+msg_type_fds_max(uint16_t type)
+{
+	if (type == MSG_INIT)
+		return CD_MSG_FDS_MAX;
+	if (type == MSG_SPAWN_ANS || type == MSG_VAULT_CHANNEL ||
+	    type == MSG_GRANT || type == MSG_HTTP_CHANNEL)
+		return 1;
+	return 0;
+}
+
 int
 msg_recv(int sock, struct msg *m, size_t cap)
 {
@@ -309,8 +325,18 @@ msg_recv(int sock, struct msg *m, size_t cap)
 	    (size_t)n < sizeof(m->hdr) || m->hdr.magic != MSG_MAGIC_VERSION ||
 	    m->hdr.flags != 0 || m->hdr.len > cap ||
 	    (size_t)n != sizeof(m->hdr) + m->hdr.len) {
+		/* Over the cap (the record was cut, or filled the one byte
+		 * past the cap that the buffer has to see it), or
+		 * malformed. */
+		errno = (mh.msg_flags & MSG_TRUNC) ||
+		    (size_t)n > sizeof(m->hdr) + cap || m->hdr.len > cap ?
+		    EMSGSIZE : EPROTO;
 		msg_free(m);
-		errno = EPROTO;
+		return -1;
+	}
+	if (m->nfds > msg_type_fds_max(m->hdr.type)) {
+		msg_free(m);
+		errno = EBADMSG;
 		return -1;
 	}
 	return 1;
@@ -365,6 +391,15 @@ msg_free_secret(char *s)
 	free(s);
 }
 
+/* What a failed msg_recv() says about the peer, for the log. */
+const char *
+msg_recv_error(int err)
+{
+	return err == EPROTO ? "a malformed frame" : err == EMSGSIZE ?
+	    "a frame over the channel's size limit" : err == EBADMSG ?
+	    "a descriptor on a frame that carries none" : "a broken channel";
+}
+
 int
 msg_recv_permit(int sock, struct msg *m, size_t cap,
     const struct msg_permit *p, const char **why)
@@ -385,6 +420,6 @@ msg_recv_permit(int sock, struct msg *m, size_t cap,
 		return MSG_RECV_EOF;
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
 		return MSG_RECV_AGAIN;
-	*why = errno == EPROTO ? "a malformed frame" : "a broken channel";
+	*why = msg_recv_error(errno);
 	return MSG_RECV_VIOLATION;
 }

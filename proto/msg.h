@@ -141,6 +141,7 @@ int msg_put_str(struct msg *m, const char *s);
 int msg_put_strn(struct msg *m, const char *s, size_t len);
 /* Attach a descriptor (the message does not take ownership). */
 int msg_put_fd(struct msg *m, int fd);
+size_t msg_type_fds_max(uint16_t type);
 
 /* Typed readers: -1 on short data, over-long or NUL-holding strings. */
 int msg_get_u32(struct msg *m, uint32_t *v);
@@ -155,10 +156,13 @@ int msg_get_end(struct msg *m);
 int msg_send(int sock, const struct msg *m);
 /*
  * Receive one message of at most cap payload bytes. Returns 1 with *m
- * filled, 0 on EOF (or a reset by a peer that died), -1 with errno (EAGAIN, or EPROTO for a malformed
- * frame: bad magic, truncated record, length mismatch, flags).
+ * filled, 0 on EOF (or a reset by a peer that died), -1 with errno:
+ * EAGAIN; EMSGSIZE for a record or length over the cap; EBADMSG for a
+ * descriptor on a type that carries none (msg_type_fds_max); EPROTO for
+ * a malformed frame (bad magic, truncated record, length mismatch, flags).
  */
 int msg_recv(int sock, struct msg *m, size_t cap);
+const char *msg_recv_error(int err);
 
 /* Outcomes of msg_recv_permit(). */
 #define MSG_RECV_OK		1	/* a permitted message is in *m */

@@ -28,8 +28,10 @@
 #include "toolpath.h"
 #include "worker.h"
 
-/* Seconds gh has to print the one-time code (else: no device flow). */
-#define GH_CODE_WAIT_SEC	30
+/* Seconds gh has to print the one-time code (else: GitHub did not
+ * answer). Below the shortest session_ttl (30), so that this sentence,
+ * not the job deadline's, is the answer. */
+#define GH_CODE_WAIT_SEC	20
 /* Seconds "gh auth token" may take. */
 #define GH_TOKEN_WAIT_SEC	10
 /* The device code's lifetime when gh does not say (GitHub's default). */
@@ -117,6 +119,13 @@ gh_explain_failure(struct tool *t, int code)
 {
 	char sentence[128];
 
+	/* Killed: whatever it printed last is not why it ended. */
+	if (code > 128) {
+		snprintf(sentence, sizeof(sentence), "gh was stopped (signal "
+		    "%d) before the login completed; start again.", code - 128);
+		worker_fail(502, sentence);
+		return;
+	}
 	switch (ghout_failure(t->errbuf.data)) {
 	case GHOUT_FAIL_DENIED:
 		worker_fail(403, "The authorization was denied on GitHub.");
@@ -128,6 +137,16 @@ gh_explain_failure(struct tool *t, int code)
 	case GHOUT_FAIL_SLOW_DOWN:
 		worker_fail(502, "GitHub asked gh to slow down, which gh 2.23 treats "
 		    "as fatal; start again in a minute.");
+		return;
+	case GHOUT_FAIL_HTTP:
+		snprintf(sentence, sizeof(sentence), "GitHub answered HTTP %d "
+		    "during the login; try again later.",
+		    ghout_http_status(t->errbuf.data));
+		worker_fail(502, sentence);
+		return;
+	case GHOUT_FAIL_UNREADABLE:
+		worker_fail(502, "GitHub answered the login with something gh "
+		    "could not read; try again later.");
 		return;
 	case GHOUT_FAIL_OTHER:
 		break;
@@ -144,7 +163,7 @@ gh_wait_code(struct tool *t)
 {
 	char	 code[GHOUT_CODE_LEN + 1], url[CD_GH_URL_MAX];
 	char	 text[sizeof(t->errbuf.data)];
-	int	 rc;
+	int	 rc, fallback = 0, silent;
 
 	for (int waited = 0; waited < GH_CODE_WAIT_SEC * 10; waited++) {
 		rc = tool_read(t, 100);
@@ -154,17 +173,32 @@ gh_wait_code(struct tool *t)
 			gh_report_code(code, url);
 			return 0;
 		}
+		/* The browser login gh falls back to never ends: no need
+		 * to wait for the code any longer. */
+		if (ghout_browser_only(text)) {
+			fallback = 1;
+			break;
+		}
 		if (rc == 0 || rc == -2)
 			break;
 	}
+	silent = ghout_blank(t->errbuf.data) && t->outbuf.len == 0;
 	explicit_bzero(text, sizeof(text));
 	if (t->out == -1 && t->err == -1) {
 		gh_explain_failure(t, tool_wait(t));
 		return -1;
 	}
 	tool_kill(t);
-	worker_fail(502, "gh did not show a device code within 30 seconds; the "
-	    "device flow may be unavailable for this host.");
+	if (fallback)
+		snprintf(text, sizeof(text), "GitHub's device flow is not "
+		    "available for this host: gh offered a browser login "
+		    "instead, which the daemon cannot complete.");
+	else
+		snprintf(text, sizeof(text), "%s within %d seconds; try again "
+		    "later.", silent ? "GitHub did not answer gh's request for "
+		    "a device code" : "gh did not show a device code",
+		    GH_CODE_WAIT_SEC);
+	worker_fail(502, text);
 	return -1;
 }
 

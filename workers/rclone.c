@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cd_limits.h"
@@ -26,14 +27,21 @@
 #include "toolpath.h"
 #include "worker.h"
 
-/* Seconds rclone has to print its local URL. */
-#define RC_URL_WAIT_SEC	30
+/* Seconds rclone has to print its local URL. Below the shortest
+ * session_ttl (30), so that this sentence, not the job deadline's, is
+ * the answer. */
+#define RC_URL_WAIT_SEC	20
+/* Seconds rclone has, once the pasted code reached it, to redeem it (one
+ * token request) and exit. Without it a token endpoint that never answers
+ * kept the flow, and the port lock, until the session's end. */
+#define RC_EXCHANGE_WAIT_SEC	20
 
 struct rc_flow {
 	const char	*backend;	/* "drive" or "onedrive" */
 	char		 rclone[512];
 	struct tool	 t;
 	int		 port;		/* rclone's callback port */
+	int		 stuck;		/* killed: the exchange took too long */
 	char		 state[CD_RCLONE_STATE_MAX];	/* rclone's OAuth state */
 	char		*envp[8];
 	char		 envbuf[6][1200];
@@ -173,14 +181,34 @@ rc_forward(struct rc_flow *f, struct msg *m)
 	free(state);
 }
 
-/* Until rclone exits, accept pastes from http. */
+static long
+rc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Until rclone exits, accept pastes from http; once one went to rclone,
+ * it has RC_EXCHANGE_WAIT_SEC to finish. */
 static int
 rc_wait_exit(struct rc_flow *f)
 {
 	struct msg	 m;
 	int		 rc, httpfd = worker.httpfd;
+	long		 deadline = -1, left;
 
-	while ((rc = tool_poll(&f->t, httpfd, -1)) >= 1) {
+	for (;;) {
+		left = deadline < 0 ? -1 : deadline - rc_now_ms();
+		if ((rc = tool_poll(&f->t, httpfd, deadline < 0 ? -1 :
+		    left > 0 ? (int)left : 0)) == -1 && deadline >= 0) {
+			f->stuck = 1;
+			tool_kill(&f->t);
+			return -1;
+		}
+		if (rc < 1)
+			break;
 		if (rc != 2)
 			continue;
 		if ((rc = msg_recv(httpfd, &m, CD_MSG_PAYLOAD_MAX)) == 1) {
@@ -190,6 +218,7 @@ rc_wait_exit(struct rc_flow *f)
 				    msg_type_name(m.hdr.type));
 			rc_forward(f, &m);
 			msg_free(&m);
+			deadline = rc_now_ms() + RC_EXCHANGE_WAIT_SEC * 1000L;
 		} else if (rc == 0)
 			httpfd = -1;	/* http restarted: the deadline ends us */
 		else
@@ -223,7 +252,14 @@ rc_onedrive_drive(const char *token, char *id, char *type,
 	explicit_bzero(auth, sizeof(auth));
 	memset(&v, 0, sizeof(v));
 	pa = (struct pv_answer){ a.code, rc == 0 ? a.body : NULL, a.len, NULL };
-	if ((rc = pv_onedrive_drive(&pa, id, CD_DRIVE_ID_MAX, type,
+	if (rc != 0 || a.code == 0) {
+		/* No answer at all: the transport's words, not Graph's. */
+		r->status = 502;
+		snprintf(r->sentence, sizeof(r->sentence), "Microsoft Graph "
+		    "could not be reached to look up your OneDrive (%s); start "
+		    "again later.", a.error);
+		rc = -1;
+	} else if ((rc = pv_onedrive_drive(&pa, id, CD_DRIVE_ID_MAX, type,
 	    CD_DRIVE_ID_MAX, &v)) == -1) {
 		r->status = v.status;
 		snprintf(r->sentence, sizeof(r->sentence), "%s", v.sentence);
@@ -268,13 +304,35 @@ rc_store(struct rc_flow *f, struct worker_result *r)
 static void
 rc_explain(struct rc_flow *f, int code, struct worker_result *r)
 {
-	enum rcout_failure why = rcout_failure(f->t.errbuf.data);
+	const char		*who = strcmp(f->backend, "onedrive") == 0 ?
+				    "Microsoft" : "Google";
+	enum rcout_failure	 why = rcout_failure(f->t.errbuf.data);
 
 	r->status = 502;
-	if (why == RCOUT_FAIL_PORT_IN_USE)
+	if (f->stuck)
+		snprintf(r->sentence, sizeof(r->sentence), "%s did not answer "
+		    "the exchange of the authorization code within %d seconds; "
+		    "start again later.", who, RC_EXCHANGE_WAIT_SEC);
+	else if (code > 128)
+		snprintf(r->sentence, sizeof(r->sentence), "rclone was stopped "
+		    "(signal %d) before the flow completed; start again.",
+		    code - 128);
+	else if (why == RCOUT_FAIL_PORT_IN_USE)
 		snprintf(r->sentence, sizeof(r->sentence), "The OAuth callback "
 		    "port %d is in use by another program; free it and start "
 		    "again.", f->port ? f->port : 53682);
+	else if (why == RCOUT_FAIL_PROVIDER)
+		snprintf(r->sentence, sizeof(r->sentence), "%s failed while "
+		    "redeeming the authorization code (HTTP %d); start again "
+		    "later.", who, rcout_token_status(f->t.errbuf.data));
+	else if (why == RCOUT_FAIL_UNREACHABLE)
+		snprintf(r->sentence, sizeof(r->sentence), "%s could not be "
+		    "reached to redeem the authorization code; start again "
+		    "later.", who);
+	else if (why == RCOUT_FAIL_UNREADABLE)
+		snprintf(r->sentence, sizeof(r->sentence), "%s answered the "
+		    "exchange of the authorization code with something rclone "
+		    "could not read; start again later.", who);
 	else if (why == RCOUT_FAIL_BAD_CODE)
 		snprintf(r->sentence, sizeof(r->sentence), "The provider did not "
 		    "accept the authorization code (it may have expired or "

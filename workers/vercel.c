@@ -300,29 +300,27 @@ vc_exchange(struct vc_flow *f, const char *code, struct worker_result *r)
 	return tok;
 }
 
-/* The account: OIDC userinfo, else /v2/user. malloc'd JSON or NULL. */
+/* The account: OIDC userinfo, else /v2/user (pv_vercel_account()).
+ * malloc'd JSON or NULL. */
 static char *
 vc_identity(const char *token)
 {
 	static const char *const paths[] = { "/login/oauth/userinfo",
 	    "/v2/user" };
 	struct curl_answer	 a;
-	char			 url[1100], auth[CD_SECRET_MAX + 64], err[64];
+	struct pv_answer	 pa;
+	char			 url[1100], auth[CD_SECRET_MAX + 64];
 	const char		*hdrs[] = { auth, "Accept: application/json",
 				    NULL };
 	char			*id = NULL;
-	yajl_val		 v;
 
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	for (size_t i = 0; i < 2 && id == NULL; i++) {
 		snprintf(url, sizeof(url), "%s%s",
 		    worker.ci.conf.vercel_api_url, paths[i]);
-		if (curl_get(url, hdrs, &a) == 0 && a.code == 200 &&
-		    a.body != NULL && (v = json_parse(a.body, a.len,
-		    CD_CURL_BODY_MAX, err, sizeof(err))) != NULL) {
-			if (YAJL_IS_OBJECT(v))
-				id = pv_vercel_identity(v);
-			yajl_tree_free(v);
+		if (curl_get(url, hdrs, &a) == 0) {
+			pa = (struct pv_answer){ a.code, a.body, a.len, NULL };
+			id = pv_vercel_account(&pa);
 		}
 		curl_answer_free(&a);
 	}
@@ -351,8 +349,16 @@ vercel_run(uint32_t op)
 	tok = vc_exchange(&f, code, &r);
 	msg_free_secret(code);
 	explicit_bzero(f.verifier, sizeof(f.verifier));
-	if (tok != NULL) {
-		r.identity = vc_identity(json_obj_str(tok, "access_token"));
+	if (tok != NULL &&
+	    (r.identity = vc_identity(json_obj_str(tok, "access_token"))) ==
+	    NULL) {
+		/* Never store a token for an account nobody can name: the
+		 * same rule as a pasted token's check. */
+		r.status = 502;
+		snprintf(r.sentence, sizeof(r.sentence), "Vercel answered the "
+		    "account lookup (userinfo and /v2/user) with something "
+		    "unusable; start again later.");
+	} else if (tok != NULL) {
 		if ((entry = pv_vercel_oauth_entry(tok, r.identity,
 		    time(NULL))) == NULL) {
 			r.status = 502;
@@ -362,8 +368,9 @@ vercel_run(uint32_t op)
 			r.status = worker_vault_put("vercel", entry, r.identity,
 			    r.sentence, sizeof(r.sentence));
 		msg_free_secret(entry);
-		json_free_secret(tok);
 	}
+	if (tok != NULL)
+		json_free_secret(tok);
 	if (r.status == 200)
 		r.sentence[0] = '\0';
 	worker_answer(&r);

@@ -50,7 +50,8 @@ worker_recv(int fd, uint16_t want, struct msg *m, const char *peer)
 	if ((rc = msg_recv(fd, m, CD_MSG_PAYLOAD_MAX)) == 0)
 		fatalx("%s went away", peer);
 	if (rc == -1)
-		fatalx("protocol violation by %s: malformed frame", peer);
+		fatalx("protocol violation by %s: %s", peer,
+		    msg_recv_error(errno));
 	m->secret = 1;
 	if (m->hdr.type != want || m->hdr.job != worker.job)
 		fatalx("protocol violation by %s: %s (0x%04x) not expected", peer,

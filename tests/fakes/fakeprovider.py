@@ -68,6 +68,16 @@ HANG_MAX_SEC = 120      # longest a "hang" answer holds a connection
 SLOW_DELAY_SEC = 3      # delay of a "slow" answer
 BODY_MAX = 1024 * 1024  # largest request body the fake reads
 MODES = ("normal", "500", "garbage", "hang", "slow")
+# Faults of one route (POST /_fake/fault), unlike MODES which hit every
+# route of a provider: "500" (the provider's own 500 shape), "garbage" (200
+# text/html that is not JSON), "truncated" (200 application/json cut in the
+# middle of a document), "wrong_type" (the route's normal answer labelled
+# text/html), "hang" (never answers), "slow" (the normal answer after
+# "delay" seconds). "normal" removes the route's faults.
+FAULT_MODES = ("500", "garbage", "truncated", "wrong_type", "hang", "slow")
+GARBAGE_BODY = b"<html><body><h1>Service temporarily garbled</h1>"
+TRUNCATED_BODY = b'{"access_token": "tru'
+FAULT_DELAY_MAX = 60    # longest "slow" delay a fault may ask for
 
 
 def fingerprint(secret):
@@ -138,6 +148,7 @@ class Request:
         self.query = urllib.parse.parse_qs(self.query_string)
         self.headers = headers      # http.client.HTTPMessage, case-insensitive
         self.body = body
+        self.fault = None           # the per-route fault applied, if any
 
     def json(self):
         """The body as JSON, or None when it is not JSON."""
@@ -179,10 +190,15 @@ class Provider:
         self.lock = threading.Lock()
         self.mode = "normal"
         self.routes = {}
+        self.faults = []    # per-route faults, oldest first (add_fault)
+        self.fault_lock = threading.Lock()
 
     def reset(self):
-        """Back to normal mode; subclasses also forget registered state."""
+        """Back to normal mode, no fault; subclasses also forget
+        registered state."""
         self.mode = "normal"
+        with self.fault_lock:
+            self.faults = []
 
     def error_500(self):
         return Response(500, {"message": "boom"})
@@ -202,6 +218,26 @@ class Provider:
             return HANG
         if mode == "slow":
             time.sleep(SLOW_DELAY_SEC)
+        fault = self.take_fault(req)
+        if fault is not None:
+            req.fault = fault["mode"]
+            if fault["mode"] == "500":
+                return self.error_500()
+            if fault["mode"] == "garbage":
+                return Response(200, GARBAGE_BODY, "text/html")
+            if fault["mode"] == "truncated":
+                return Response(200, TRUNCATED_BODY)
+            if fault["mode"] == "hang":
+                return HANG
+            if fault["mode"] == "slow":
+                time.sleep(fault["delay"])
+        resp = self.route(req)
+        if fault is not None and fault["mode"] == "wrong_type" and \
+                resp is not HANG:
+            resp.headers["Content-Type"] = "text/html"
+        return resp
+
+    def route(self, req):
         route = self.routes.get((req.method, req.path)) or \
             self.match_route(req)
         return route(req) if route else self.not_found(req)
@@ -209,6 +245,78 @@ class Provider:
     def match_route(self, req):
         """A route for a path with a parameter in it, or None."""
         return None
+
+    # -- per-route faults
+
+    def add_fault(self, body):
+        """{"path", "mode", "method"?, "times"?, "delay"?, scope...}: the
+        next "times" requests (every one when absent) to path (and method)
+        get the fault. Mode "normal" removes the path's faults. Scope keys
+        are provider-specific (fault_scope); a fault with a scope only hits
+        requests inside it. Returns the faults now set."""
+        if not isinstance(body, dict):
+            raise BadControl("body must be an object")
+        path = require_str(body, "path")
+        mode = require_str(body, "mode")
+        method = body.get("method")
+        times = body.get("times")
+        delay = body.get("delay", SLOW_DELAY_SEC)
+        if mode != "normal" and mode not in FAULT_MODES:
+            raise BadControl("unknown fault mode %r" % mode)
+        if method is not None and method not in ("GET", "POST", "PUT",
+                                                 "PATCH", "DELETE"):
+            raise BadControl("bad method %r" % (method,))
+        if times is not None and (not isinstance(times, int) or
+                                  isinstance(times, bool) or times < 1):
+            raise BadControl("times must be a positive integer or null")
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) \
+                or not 0 <= delay <= FAULT_DELAY_MAX:
+            raise BadControl("delay must be 0 to %d seconds"
+                             % FAULT_DELAY_MAX)
+        scope = {k: v for k, v in body.items() if k not in
+                 ("provider", "path", "mode", "method", "times", "delay")}
+        self.check_fault_scope(scope)
+        with self.fault_lock:
+            if mode == "normal":
+                self.faults = [f for f in self.faults if f["path"] != path
+                               or (method and f["method"] not in
+                                   (None, method))]
+            else:
+                self.faults.append({"path": path, "method": method,
+                                    "mode": mode, "times": times,
+                                    "delay": delay, "scope": scope,
+                                    "hits": 0})
+            return [dict(f) for f in self.faults]
+
+    def check_fault_scope(self, scope):
+        """Raise BadControl for scope keys this provider does not know."""
+        if scope:
+            raise BadControl("unknown fault keys %s" % sorted(scope))
+
+    def fault_scope(self, req, scope):
+        """True when req is inside a fault's scope."""
+        return True
+
+    def take_fault(self, req):
+        """The first fault for req (its use counted), or None."""
+        with self.fault_lock:
+            for f in self.faults:
+                if f["path"] != req.path or \
+                        f["method"] not in (None, req.method):
+                    continue
+                if f["scope"] and not self.fault_scope(req, f["scope"]):
+                    continue
+                f["hits"] += 1
+                if f["times"] is not None:
+                    f["times"] -= 1
+                    if f["times"] == 0:
+                        self.faults.remove(f)
+                return dict(f)
+        return None
+
+    def faults_state(self):
+        with self.fault_lock:
+            return [dict(f) for f in self.faults]
 
 
 class Manus(Provider):
@@ -426,6 +534,22 @@ class GitHub(Provider):
         """The OAuth endpoints live on github.com, the API on
         api.github.com: the wrong host is a client bug, answered 404."""
         return req.host is not None and req.host != host
+
+    # -- per-route faults scoped to one device flow
+
+    def check_fault_scope(self, scope):
+        """{"user_code": "XXXX-XXXX"}: the fault hits only the token polls
+        of that device code, so that flows running side by side each get
+        their own fault."""
+        if set(scope) - {"user_code"} or not all(
+                isinstance(v, str) and v for v in scope.values()):
+            raise BadControl("a GitHub fault's only scope is user_code")
+
+    def fault_scope(self, req, scope):
+        device = self.form(req).get("device_code")
+        with self.lock:
+            return any(c.device_code == device and
+                       c.user_code == scope["user_code"] for c in self.codes)
 
     # -- github.com: the device flow
 
@@ -1825,6 +1949,8 @@ class ProviderHandler(BaseHTTPRequestHandler):
                      headers=self.logged_headers(),
                      body_len=len(body),
                      body_sha256=fingerprint(body) if body else None)
+        if req.fault is not None:
+            entry["fault"] = req.fault
         if resp is HANG:
             ctx.fake.log.add(status=None, note="hang", **entry)
             self.hang()
@@ -1978,7 +2104,8 @@ class ControlHandler(BaseHTTPRequestHandler):
         if self.path in ("/_fake/log", "/_fake/log/"):
             self.reply(200, self.server.fake.log.snapshot())
         elif self.path == "/_fake/state":
-            self.reply(200, {name: {"mode": p.mode}
+            self.reply(200, {name: {"mode": p.mode,
+                                    "faults": p.faults_state()}
                              for name, p in self.server.fake.providers.items()})
         else:
             state = self.provider_state()
@@ -2020,6 +2147,11 @@ class ControlHandler(BaseHTTPRequestHandler):
                 raise BadControl("unknown provider or mode")
             provider.mode = mode
             return {"ok": True}
+        if path == "/_fake/fault":
+            provider = fake.providers.get(require_str(body, "provider"))
+            if provider is None:
+                raise BadControl("unknown provider")
+            return {"ok": True, "faults": provider.add_fault(body)}
         parts = path.split("/")     # "", "_fake", provider, action
         if len(parts) == 4 and parts[1] == "_fake":
             provider = fake.providers.get(parts[2])

@@ -8,12 +8,19 @@
  * digits) and follows "one-time code: " in the stripped text; a found
  * URL starts with https://, is printable without spaces, quotes or
  * backslashes, fits its buffer with its NUL, and follows the URL prompt;
- * nothing is written past either buffer; the failure class matches the
- * marker found in the stripped text; a token is the first line, 1 to
- * len - 1 printable characters. abort() on any violation.
+ * nothing is written past either buffer; the failure class is the one
+ * a model of gh's markers gives for the stripped text (denied, expired,
+ * slow_down, an HTTP status other than 200, an answer gh could not read:
+ * "HTTP 200", "unexpected EOF", "invalid character", "unexpected end of
+ * JSON"), and the status read is the three digits the text holds; the
+ * browser fallback is the URL prompt without a code line and never
+ * comes with a found code; blank text is only spaces and line ends; a
+ * token is the first line, 1 to len - 1 printable characters. abort()
+ * on any violation.
  */
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,32 +125,105 @@ check_code(const char *text, size_t ulen)
 	free(t);
 }
 
+/* The status gh's failure line names, read another way than the
+ * library does: three digits exactly, after the first such prefix. */
+static int
+model_http(const char *s)
+{
+	static const char	 key[] = "failed to authenticate via web "
+				    "browser: HTTP ";
+	const char		*p = strstr(s, key);
+
+	if (p == NULL)
+		return 0;
+	p += strlen(key);
+	if (strspn(p, "0123456789") != 3)
+		return 0;
+	return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+}
+
+/* The class each marker stands for, first match winning. */
+static enum ghout_failure
+model_failure(const char *s)
+{
+	int http = model_http(s);
+
+	if (strstr(s, "(access_denied)") != NULL)
+		return GHOUT_FAIL_DENIED;
+	if (strstr(s, "(expired_token)") != NULL ||
+	    strstr(s, "context deadline exceeded") != NULL)
+		return GHOUT_FAIL_EXPIRED;
+	if (strstr(s, "(slow_down)") != NULL)
+		return GHOUT_FAIL_SLOW_DOWN;
+	if (http != 0 && http != 200)
+		return GHOUT_FAIL_HTTP;
+	if (http == 200 || strstr(s, "unexpected EOF") != NULL ||
+	    strstr(s, "invalid character") != NULL ||
+	    strstr(s, "unexpected end of JSON") != NULL)
+		return GHOUT_FAIL_UNREADABLE;
+	return GHOUT_FAIL_OTHER;
+}
+
 static void
 check_failure(const char *text)
 {
 	char			*t = strdup(text), *s = strdup(text);
 	enum ghout_failure	 f;
+	int			 http;
+	char			 digits[16];
 
 	check(t != NULL && s != NULL);
 	f = ghout_failure(t);
 	ghout_strip_ansi(s);
+	check(strcmp(t, s) == 0);
+	check(f == model_failure(s));
+	http = ghout_http_status(s);
+	check(http == model_http(s) && http >= 0 && http <= 999);
+	/* The status named in a sentence is the one in the text. */
+	if (http != 0) {
+		snprintf(digits, sizeof(digits), "HTTP %03d", http);
+		check(strstr(s, digits) != NULL);
+	}
 	switch (f) {
+	case GHOUT_FAIL_HTTP:
+		check(http != 0 && http != 200);
+		break;
+	case GHOUT_FAIL_UNREADABLE:
+		check(http == 0 || http == 200);
+		break;
 	case GHOUT_FAIL_DENIED:
-		check(strstr(s, "(access_denied)") != NULL);
-		break;
 	case GHOUT_FAIL_EXPIRED:
-		check(strstr(s, "(expired_token)") != NULL ||
-		    strstr(s, "context deadline exceeded") != NULL);
-		break;
 	case GHOUT_FAIL_SLOW_DOWN:
-		check(strstr(s, "(slow_down)") != NULL);
-		break;
 	case GHOUT_FAIL_OTHER:
-		check(strstr(s, "(access_denied)") == NULL &&
-		    strstr(s, "(expired_token)") == NULL &&
-		    strstr(s, "(slow_down)") == NULL);
 		break;
 	}
+	free(s);
+	free(t);
+}
+
+/* The browser fallback: the URL prompt without a code line, never
+ * together with a code found; silence: only blanks. */
+static void
+check_waiting(const char *text, size_t ulen)
+{
+	char	*t = strdup(text), *s = strdup(text), *c = strdup(text);
+	char	 code[GHOUT_CODE_LEN + 1], *url = guarded(ulen);
+	int	 only, found;
+
+	check(t != NULL && s != NULL && c != NULL);
+	ghout_strip_ansi(s);
+	only = ghout_browser_only(t);
+	check(strcmp(t, s) == 0);
+	check(only == (strstr(s, "Open this URL to continue in your web "
+	    "browser: ") != NULL && strstr(s, "one-time code: ") == NULL));
+	found = ghout_code(c, code, sizeof(code), url, ulen);
+	check(!(only && found));
+	check(ghout_blank(text) == (strspn(text, " \r\n") == strlen(text)));
+	if (ghout_blank(text))
+		check(!found && !only && ghout_failure(c) == GHOUT_FAIL_OTHER);
+	guard_intact(url, ulen);
+	free(url);
+	free(c);
 	free(s);
 	free(t);
 }
@@ -182,6 +262,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_strip(text);
 	check_code(text, ulen);
 	check_failure(text);
+	check_waiting(text, ulen);
 	check_token(text, CD_SECRET_MAX + 1);
 	check_token(text, ulen);
 	return 0;

@@ -10,7 +10,9 @@
  *    msg_put_strn() of the strings must give back identical bytes, since
  *    the encoding has one form per value.
  * 3. As a raw SEQPACKET record handed to msg_recv(): it must either be
- *    refused with EPROTO or come out as exactly the frame that was sent,
+ *    refused with EPROTO, or with EMSGSIZE exactly when it is over the
+ *    cap (the record longer than a header and cap bytes, or a header
+ *    length above cap), or come out as exactly the frame that was sent,
  *    and msg_send() of what came out must put the same record back on
  *    the wire.
  *
@@ -174,7 +176,7 @@ raw_record(const uint8_t *data, size_t size)
 	struct msg_hdr	 h;
 	struct msg	 m;
 	size_t		 cap;
-	int		 rc;
+	int		 rc, over;
 
 	/* An empty record reads as EOF and stays queued: leave it out. */
 	if (size == 0)
@@ -189,8 +191,18 @@ raw_record(const uint8_t *data, size_t size)
 	cap = (size_t)data[size - 1] * 8;
 	errno = 0;
 	rc = msg_recv(sv[1], &m, cap);
-	if (rc == -1 && errno == EPROTO)
+	if (rc == -1) {
+		/* The header as far as it arrived, the rest as msg_init()
+		 * left it: a record cut short of len reads len as 0 bytes. */
+		memset(&h, 0, sizeof(h));
+		memcpy(&h, data, size < sizeof(h) ? size : sizeof(h));
+		over = size > sizeof(h) + cap || h.len > cap;
+		if (errno != EPROTO && errno != EMSGSIZE)
+			abort();
+		if ((errno == EMSGSIZE) != over)
+			abort();
 		return;
+	}
 	if (rc != 1 || size < sizeof(h))
 		abort();
 	memcpy(&h, data, sizeof(h));

@@ -17,7 +17,10 @@
  * ASCII characters without spaces, copied whole; a token's expiry lies
  * within CD_OAUTH_EXPIRES_MAX of now; a refresh keeps every other
  * member of the old entry; a OneDrive drive makes an rclone.conf
- * section the vault accepts. abort() on any violation, and the fuzzer
+ * section the vault accepts; a refused token answer or drive says which
+ * failure it was (not JSON, no access token, an HTTP status, no answer,
+ * not a drive); an OAuth login's account comes only from a 200 object
+ * that names one. abort() on any violation, and the fuzzer
  * build stops on any undefined behaviour (an overflowing expiry).
  */
 #include <ctype.h>
@@ -88,6 +91,7 @@ check_sentence(const struct pv_verdict *v, const struct pv_answer *a)
 	check(strncmp(v->sentence, "Manus ", 6) == 0 ||
 	    strncmp(v->sentence, "GitHub ", 7) == 0 ||
 	    strncmp(v->sentence, "Vercel", 6) == 0 ||
+	    strncmp(v->sentence, "Microsoft Graph ", 16) == 0 ||
 	    strncmp(v->sentence, "Could not look up your OneDrive", 31) == 0);
 	(void)a;
 }
@@ -239,6 +243,13 @@ check_token(const struct pv_answer *a, yajl_val body)
 		check(v.status == 422 || v.status == 502);
 		check(v.status != 422 || a->code == 400 || a->code == 401);
 		check_sentence(&v, a);
+		/* A 200 says what was wrong with it. */
+		if (a->code == 200)
+			check(strstr(v.sentence, body == NULL ? "not JSON" :
+			    json_obj_str(body, "access_token") == NULL ?
+			    "without an access token" : "cannot use") != NULL);
+		else if (v.status == 502)
+			check(strstr(v.sentence, "HTTP") != NULL);
 		return;
 	}
 	check(a->code == 200 && v.status == 0);
@@ -318,7 +329,7 @@ check_client(yajl_val body)
 }
 
 static void
-check_drive(const struct pv_answer *a)
+check_drive(const struct pv_answer *a, yajl_val body)
 {
 	struct pv_verdict	 v;
 	char			 id[CD_DRIVE_ID_MAX], type[CD_DRIVE_ID_MAX];
@@ -332,8 +343,16 @@ check_drive(const struct pv_answer *a)
 	memset(&v, 0, sizeof(v));
 	if (pv_onedrive_drive(a, id, sizeof(id), type, sizeof(type), &v) ==
 	    -1) {
+		const char *i = json_obj_str(body, "id");
+
 		check(v.status == 502);
 		check_sentence(&v, a);
+		/* No answer, an HTTP failure, a 200 that is no drive, and
+		 * a drive we cannot keep are told apart. */
+		snprintf(err, sizeof(err), "(HTTP %ld)", a->code);
+		check(strstr(v.sentence, a->code == 0 ? "could not be reached" :
+		    a->code != 200 ? err : i == NULL || *i == '\0' ?
+		    "not a drive" : "cannot keep") != NULL);
 		return;
 	}
 	check(a->code == 200);
@@ -349,6 +368,36 @@ check_drive(const struct pv_answer *a)
 	free(section);
 	json_free_secret(e);
 	free(json);
+}
+
+/*
+ * An OAuth login's account lookup: an identity only from a 200 whose
+ * body is an object naming an account ("user" object, "username" or
+ * "preferred_username" string), and then exactly the identity of that
+ * body; nothing for anything else.
+ */
+static void
+check_account(const struct pv_answer *a, yajl_val body)
+{
+	char	*ident = NULL, *acct = pv_vercel_account(a);
+	int	 names;
+
+	names = a->code == 200 && YAJL_IS_OBJECT(body) &&
+	    (YAJL_IS_OBJECT(json_obj_get(body, "user")) ||
+	    json_obj_str(body, "username") != NULL ||
+	    json_obj_str(body, "preferred_username") != NULL);
+	if (YAJL_IS_OBJECT(body)) {
+		ident = pv_vercel_identity(body);
+		if (ident != NULL)
+			check_identity(ident, vc_keys, 4);
+	}
+	if (!names)
+		check(acct == NULL);
+	else
+		check((acct == NULL) == (ident == NULL) && (acct == NULL ||
+		    strcmp(acct, ident) == 0));
+	free(ident);
+	free(acct);
 }
 
 int
@@ -396,16 +445,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_client(parsed);
 		break;
 	case FUZZ_DRIVE:
-		check_drive(&a);
+		check_drive(&a, parsed);
 		break;
 	case FUZZ_USERINFO:
-		if (YAJL_IS_OBJECT(parsed)) {
-			char *ident = pv_vercel_identity(parsed);
-
-			if (ident != NULL)
-				check_identity(ident, vc_keys, 4);
-			free(ident);
-		}
+		check_account(&a, parsed);
 		break;
 	case FUZZ_OPS:
 		abort();

@@ -14,8 +14,12 @@
  * OneDrive, is one the vault takes (within CD_VAULT_ENTRY_MAX, a JSON
  * object with the backend and the token, whose keys make an rclone.conf
  * section: vault_rclone.c ends a worker whose entry does not), or is
- * refused only for its size; the failure class matches the marker in
- * the text. abort() on any violation.
+ * refused only for its size; the failure class is the one a model of
+ * rclone's markers gives (port in use; a token endpoint status of 500 or
+ * more; "failed to get token" with a lower status, or without one and a
+ * transport error, or without one and an answer rclone could not read;
+ * "No code returned"), and the status read is the three digits the
+ * text holds. abort() on any violation.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -184,23 +188,82 @@ check_token(const char *text)
 	free(tok);
 }
 
+/* The token endpoint's status, read another way than the library
+ * does: three digits and a space after the first such prefix. */
+static int
+model_status(const char *s)
+{
+	const char *p = strstr(s, "cannot fetch token: ");
+
+	if (p == NULL)
+		return 0;
+	p += strlen("cannot fetch token: ");
+	if (strspn(p, "0123456789") < 3 || p[3] != ' ')
+		return 0;
+	return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+}
+
+/* The class each marker stands for, first match winning. */
+static enum rcout_failure
+model_failure(const char *s)
+{
+	int http = model_status(s);
+
+	if (strstr(s, "address already in use") != NULL)
+		return RCOUT_FAIL_PORT_IN_USE;
+	if (http >= 500)
+		return RCOUT_FAIL_PROVIDER;
+	if (strstr(s, "failed to get token") != NULL) {
+		if (http != 0)
+			return RCOUT_FAIL_BAD_CODE;
+		if (strstr(s, "dial tcp") != NULL ||
+		    strstr(s, "proxyconnect") != NULL ||
+		    strstr(s, "Client.Timeout") != NULL)
+			return RCOUT_FAIL_UNREACHABLE;
+		return RCOUT_FAIL_UNREADABLE;
+	}
+	if (strstr(s, "No code returned") != NULL)
+		return RCOUT_FAIL_REFUSED;
+	return RCOUT_FAIL_OTHER;
+}
+
 static void
 check_failure(const char *text)
 {
-	switch (rcout_failure(text)) {
+	enum rcout_failure	 f = rcout_failure(text);
+	int			 http = rcout_token_status(text);
+	char			 named[32];
+
+	check(f == model_failure(text));
+	check(http == model_status(text) && http >= 0 && http <= 999);
+	/* The status a sentence names is the one in the text. */
+	if (http != 0) {
+		snprintf(named, sizeof(named), "cannot fetch token: %03d ", http);
+		check(strstr(text, named) != NULL);
+	}
+	switch (f) {
+	case RCOUT_FAIL_PROVIDER:
+		check(http >= 500);
+		break;
+	case RCOUT_FAIL_BAD_CODE:
+		check(http > 0 && http < 500 &&
+		    strstr(text, "failed to get token") != NULL);
+		break;
+	case RCOUT_FAIL_UNREACHABLE:
+	case RCOUT_FAIL_UNREADABLE:
+		check(http == 0 && strstr(text, "failed to get token") != NULL);
+		break;
 	case RCOUT_FAIL_PORT_IN_USE:
 		check(strstr(text, "address already in use") != NULL);
 		break;
-	case RCOUT_FAIL_BAD_CODE:
-		check(strstr(text, "failed to get token") != NULL);
-		break;
 	case RCOUT_FAIL_REFUSED:
-		check(strstr(text, "No code returned") != NULL);
+		check(strstr(text, "No code returned") != NULL &&
+		    strstr(text, "failed to get token") == NULL);
 		break;
 	case RCOUT_FAIL_OTHER:
 		check(strstr(text, "address already in use") == NULL &&
 		    strstr(text, "failed to get token") == NULL &&
-		    strstr(text, "No code returned") == NULL);
+		    strstr(text, "No code returned") == NULL && http < 500);
 		break;
 	}
 }

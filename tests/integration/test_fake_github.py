@@ -245,6 +245,43 @@ def graphql_401_loses_token(fake):
         is_(g.token()[0], 1, "graphql 401: no token stored")
 
 
+def route_faults(fake):
+    """Faults on one route, as gh meets them: HTML at the device-code
+    endpoint makes gh fall back to its endless browser login; cut-off JSON
+    fails it at once; a hanging device-code request leaves it silent; a
+    poll fault scoped to one user code fails that login only."""
+    fake.reset()
+    fake.fault("github", "/login/device/code", "garbage", times=1)
+    with login(fake) as g:
+        cdtest.wait_for(lambda: URL_LINE.search(g.stderr()), 5)
+        text = g.stderr()
+        ok(URL_LINE.search(text) and not CODE_LINE.search(text) and
+           g.proc.poll() is None, "device code garbage: a URL line, no "
+           "code line, gh still waiting (the browser fallback)")
+    fake.fault("github", "/login/device/code", "truncated", times=1)
+    with login(fake) as g:
+        is_((g.wait(), last_line(g.stderr())), (1, FAIL + "unexpected EOF"),
+            "device code truncated: exit 1, 'unexpected EOF'")
+    fake.fault("github", "/login/device/code", "hang", times=1)
+    with login(fake) as g:
+        time.sleep(1.5)
+        ok(g.proc.poll() is None and not g.stderr().strip(),
+           "device code hangs: gh prints nothing and waits")
+    with login(fake) as a, login(fake) as b:
+        ca, cb = a.code(), b.code()
+        if not ok(ca and cb, "two logins printed codes"):
+            return
+        fake.fault("github", "/login/oauth/access_token", "500",
+                   user_code=ca)
+        is_((a.wait(), last_line(a.stderr())), (1, FAIL + "HTTP 500"),
+            "a poll fault scoped to one user code: that gh exits 'HTTP 500'")
+        ok(b.proc.poll() is None, "the other login is still polling")
+        fake.github_approve(user_code=cb)
+        is_(b.wait(), 0, "and is approved")
+    ok([e for e in fake.requests("github.com", "/login/oauth/access_token")
+        if e.get("fault") == "500"], "the log names the polls that got it")
+
+
 def tls_get(fake, host, method, path, body=None, headers=None):
     """One request through the fake's proxy, trusting only its CA."""
     ctx = ssl.create_default_context(cafile=fake.ca_file)
@@ -323,4 +360,5 @@ def rest_and_control(fake):
 if __name__ == "__main__":
     cdtest.run([approve_late, deny, expire, slow_down_is_fatal,
                 natural_expiry, server_error, browser_fallback,
-                graphql_401_loses_token, rest_and_control], fixture=fixture)
+                graphql_401_loses_token, route_faults, rest_and_control],
+               fixture=fixture)

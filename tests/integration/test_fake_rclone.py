@@ -355,6 +355,33 @@ def token_400(fake):
                  lambda p: p, (200, None), "400 Bad Request")
 
 
+def token_faults(fake):
+    """Faults on the token route, as rclone meets them after the paste:
+    HTML or cut-off JSON fail it at once; one 500 at Microsoft is retried
+    by rclone's onedrive backend, which then completes."""
+    for backend, mode, want in (("drive", "garbage", "invalid character"),
+                                ("drive", "truncated",
+                                 "unexpected end of JSON input")):
+        b = BACKENDS[backend]
+        rclone_fails(fake, backend, "token %s" % mode,
+                     lambda b=b, mode=mode: fake.fault(
+                         b["provider"], b["token_path"], mode, times=1),
+                     lambda p: p, (200, None), want)
+    fake.reset()
+    b = BACKENDS["onedrive"]
+    with authorize(fake, "onedrive") as a:
+        url = provider_url(a)
+        if not url:
+            return
+        pasted = fake.follow_auth_url(url)
+        fake.fault(b["provider"], b["token_path"], "500", times=1)
+        forward(pasted)
+        is_(a.wait(), 0, "onedrive: one token 500, retried: exit 0")
+        is_([e["status"] for e in fake.requests(b["token_host"],
+                                                b["token_path"])],
+            [500, 200], "onedrive: the token request was sent twice")
+
+
 def fake_only(fake):
     """The fake's own rules, without rclone: required parameters, single
     use codes, redirect_uri binding, the hang mode, follow_auth_url."""
@@ -421,4 +448,5 @@ def fake_only(fake):
 
 if __name__ == "__main__":
     cdtest.run([drive_completes, onedrive_completes, wrong_state, denied,
-                bogus_code, token_400, fake_only], fixture=fixture)
+                bogus_code, token_400, token_faults, fake_only],
+               fixture=fixture)

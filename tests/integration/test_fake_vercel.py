@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -65,9 +66,10 @@ def code_of(location):
         urllib.parse.urlsplit(location).query).get("code", [None])[0]
 
 
-def token(fake, **form):
+def token(fake, timeout=10, **form):
     return fake.provider_request(API + "/login/oauth/token", "POST",
-                                 urllib.parse.urlencode(form), FORM)
+                                 urllib.parse.urlencode(form), FORM,
+                                 timeout=timeout)
 
 
 def registration_and_authorize(fake):
@@ -226,6 +228,76 @@ def secret_clients_and_modes(fake):
         "reset restores the config")
 
 
+def route_faults(fake):
+    """POST /_fake/fault: one route fails in each mode while the others
+    answer normally; times counts down, "normal" and reset remove faults,
+    bad requests are refused (the machinery test_flow_faults.py uses)."""
+    fake.reset()
+    fake.add_vercel_pat("pat-f", "faulty")
+    user = {"Authorization": "Bearer pat-f"}
+    fake.fault("vercel", "/login/oauth/token", "garbage")
+    st, h, body, raw = token(fake, grant_type="refresh_token")
+    ok(st == 200 and h.get("content-type") == "text/html" and body is None
+       and raw.startswith(b"<html>"), "garbage: 200 text/html, not JSON")
+    is_(fake.provider_request(API + "/v2/user", headers=user)[0], 200,
+        "a fault on one route leaves the others alone")
+    fake.fault("vercel", "/login/oauth/token", "normal")
+    is_(token(fake, grant_type="refresh_token")[0], 401,
+        'mode "normal" removes the fault (an unknown client: 401)')
+    fake.fault("vercel", "/login/oauth/token", "truncated")
+    st, h, body, raw = token(fake, grant_type="refresh_token")
+    ok(st == 200 and h.get("content-type") == "application/json" and
+       body is None and raw.startswith(b"{"),
+       "truncated: 200 application/json that does not parse")
+    fake.fault("vercel", "/login/oauth/token", "normal")
+    fake.fault("vercel", "/v2/user", "wrong_type", method="GET")
+    st, h, body, _ = fake.provider_request(API + "/v2/user", headers=user)
+    ok(st == 200 and h.get("content-type") == "text/html" and
+       (body or {}).get("user", {}).get("username") == "faulty",
+       "wrong_type: the normal answer, labelled text/html")
+    fake.fault("vercel", "/v2/user", "normal")
+    fake.fault("vercel", "/v2/user", "500", times=2)
+    got = [fake.provider_request(API + "/v2/user", headers=user)[0]
+           for _ in range(3)]
+    is_(got, [500, 500, 200], "times=2: two 500s, then normal again")
+    is_(fake.faults("vercel"), [], "a used-up fault is gone")
+    fake.fault("vercel", "/v2/user", "slow", delay=1)
+    t0 = time.monotonic()
+    st = fake.provider_request(API + "/v2/user", headers=user)[0]
+    ok(st == 200 and time.monotonic() - t0 >= 0.9,
+       "slow: the normal answer, delay seconds late")
+    is_([(f["mode"], f["hits"]) for f in fake.faults("vercel")],
+        [("slow", 1)], "the fault counts its hits")
+    fake.fault("vercel", "/v2/user", "hang", method="POST")
+    is_(fake.provider_request(API + "/v2/user", headers=user)[0], 200,
+        "a fault for POST leaves GET alone")
+    fake.fault("vercel", "/login/oauth/token", "hang")
+    t0 = time.monotonic()
+    try:
+        token(fake, grant_type="refresh_token", timeout=1.5)
+        hung = False
+    except OSError:
+        hung = True
+    ok(hung and time.monotonic() - t0 >= 1.4, "hang: no answer in 1.5 s")
+    ok([e for e in fake.log() if e.get("fault") == "hang"],
+       "the log names the fault a request got")
+    fake.reset()
+    is_(fake.faults("vercel"), [], "reset removes every fault")
+    for body in ({"provider": "vercel", "path": "/v2/user", "mode": "x"},
+                 {"provider": "nope", "path": "/v2/user", "mode": "500"},
+                 {"provider": "vercel", "path": "/v2/user", "mode": "500",
+                  "times": 0},
+                 {"provider": "vercel", "path": "/v2/user", "mode": "slow",
+                  "delay": 600},
+                 {"provider": "vercel", "path": "/v2/user", "mode": "500",
+                  "user_code": "ABCD-EFGH"}):
+        try:
+            fake.control("POST", "/_fake/fault", body)
+            ok(False, "fault %r is refused" % (body,))
+        except RuntimeError:
+            ok(True, "fault %r is refused" % (body,))
+
+
 if __name__ == "__main__":
     cdtest.run([registration_and_authorize, pkce_and_codes,
-                secret_clients_and_modes], fixture=fixture)
+                secret_clients_and_modes, route_faults], fixture=fixture)

@@ -475,6 +475,28 @@ class Fake:
     def set_mode(self, provider, mode):
         self.control("POST", "/_fake/mode", {"provider": provider, "mode": mode})
 
+    def fault(self, provider, path, mode, method=None, times=None,
+              delay=None, **scope):
+        """A fault on one route of a provider, unlike set_mode (every
+        route): mode "500", "garbage" (200 text/html, not JSON),
+        "truncated" (200 application/json cut short), "wrong_type" (the
+        normal answer labelled text/html), "hang", "slow" (the normal
+        answer after delay seconds, default 3); "normal" removes the
+        path's faults. times: only the next that many requests (default:
+        every one until removed or reset()). scope narrows it further
+        (GitHub: user_code=, the token polls of one device flow). Returns
+        the provider's faults."""
+        body = {"provider": provider, "path": path, "mode": mode}
+        for k, v in (("method", method), ("times", times), ("delay", delay)):
+            if v is not None:
+                body[k] = v
+        body.update(scope)
+        return self.control("POST", "/_fake/fault", body)["faults"]
+
+    def faults(self, provider):
+        """The faults still set on a provider, each with its "hits"."""
+        return self.control("GET", "/_fake/state")[provider]["faults"]
+
     def reset(self):
         self.control("POST", "/_fake/reset")
 

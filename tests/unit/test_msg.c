@@ -326,7 +326,8 @@ test_recv_cap(void)
 	msg_send(sv[0], &m);
 	msg_free(&m);
 	before = count_fds();
-	is_int(recv_errno(sv[1], &r, 50), EPROTO, "payload over cap is EPROTO");
+	is_int(recv_errno(sv[1], &r, 50), EMSGSIZE,
+	    "payload over cap is EMSGSIZE");
 	is_int(count_fds(), before, "its descriptor is not leaked");
 	is_int(msg_recv(sv[1], &r, CAP), 1, "next record still readable");
 	ok(r.hdr.job == 9 && msg_get_u32(&r, &u) == 0 && u == 77,
@@ -368,7 +369,15 @@ test_bad_frames(void)
 	is_int(recv_errno(sv[1], &r, CAP), EPROTO, "len < received: EPROTO");
 	good_hdr(&h, 8);
 	send_frame(sv[0], &h, 8);
-	is_int(recv_errno(sv[1], &r, 4), EPROTO, "len above cap is EPROTO");
+	is_int(recv_errno(sv[1], &r, 4), EMSGSIZE, "len above cap is EMSGSIZE");
+	good_hdr(&h, 4);
+	send_frame(sv[0], &h, 5);
+	is_int(recv_errno(sv[1], &r, 4), EMSGSIZE,
+	    "a record one byte over the cap is EMSGSIZE, not EPROTO");
+	good_hdr(&h, 4);
+	send_frame(sv[0], &h, 6);
+	is_int(recv_errno(sv[1], &r, 4), EMSGSIZE,
+	    "a record two bytes over the cap is EMSGSIZE");
 	good_hdr(&h, 4);
 	send_frame(sv[0], &h, 4);
 	is_int(recv_errno(sv[1], &r, CAP), 0, "a good raw frame still passes");
@@ -399,6 +408,57 @@ is_cloexec(int fd)
 	return flags != -1 && (flags & FD_CLOEXEC);
 }
 
+/* A descriptor on a frame whose type carries none (or one too many) is a
+ * violation (EBADMSG), and the descriptors are closed, not leaked. */
+static void
+test_unexpected_fds(void)
+{
+	struct msg	 m, r;
+	int		 sv[2], p[2], before;
+	char		 name[80];
+	const struct {
+		uint16_t type;
+		int	 nfds;
+		int	 want;
+	} cases[] = {
+		{ MSG_META_PUSH, 1, EBADMSG },
+		{ MSG_READY, 1, EBADMSG },
+		{ MSG_JOB_RESULT, 2, EBADMSG },
+		{ MSG_GRANT, 2, EBADMSG },
+		{ MSG_GRANT, 1, 0 },
+		{ MSG_SPAWN_ANS, 1, 0 },
+		{ MSG_INIT, CD_MSG_FDS_MAX, 0 },
+		{ 0x7777, 1, EBADMSG },
+	};
+
+	if (seqpair(sv) == -1 || pipe2(p, O_CLOEXEC) == -1)
+		abort();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		msg_init(&m, cases[i].type, 1);
+		for (int k = 0; k < cases[i].nfds; k++)
+			msg_put_fd(&m, p[0]);
+		msg_send(sv[0], &m);
+		m.nfds = 0;
+		msg_free(&m);
+		before = count_fds();
+		errno = 0;
+		snprintf(name, sizeof(name), "%s (0x%04x) with %d "
+		    "descriptor(s): %s", msg_type_name(cases[i].type),
+		    cases[i].type, cases[i].nfds,
+		    cases[i].want ? "EBADMSG" : "accepted");
+		if (msg_recv(sv[1], &r, CAP) == 1) {
+			msg_free(&r);
+			is_int(0, cases[i].want, name);
+		} else
+			is_int(errno, cases[i].want, name);
+		is_int(count_fds(), before, "no descriptor left open after it");
+	}
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void
 test_fd_passing(void)
 {
@@ -409,7 +469,7 @@ test_fd_passing(void)
 	/* A pipe without CLOEXEC: the receiver must set it itself. */
 	if (seqpair(sv) == -1 || pipe(p) == -1)
 		abort();
-	msg_init(&m, MSG_GRANT, 3);
+	msg_init(&m, MSG_INIT, 3);
 	msg_put_fd(&m, p[0]);
 	msg_put_fd(&m, p[1]);
 	ok(msg_send(sv[0], &m) == 0, "send two descriptors");
@@ -495,6 +555,7 @@ main(void)
 	test_bad_frames();
 	test_eof_eagain();
 	test_fd_passing();
+	test_unexpected_fds();
 	test_free_closes();
 	test_names_permits();
 	return tap_done();

@@ -2,8 +2,8 @@
  * Unit tests of lib/store.c in a fresh mkdtemp() directory: reads of
  * missing, oversized, non-regular and symlinked names, atomic replacement
  * (mode 0600, no temporary file left behind, the commit hook's veto),
- * store_json_load()'s refusals, the directory lock across two processes
- * and, as root, ENOSPC on a tiny tmpfs in a private mount namespace.
+ * store_json_load()'s refusals, the directory lock across two processes,
+ * the sweep of stale temporary files and, as root, ENOSPC on a tiny tmpfs in a private mount namespace.
  */
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -525,6 +525,39 @@ cleanup(void)
 	rmdir(dir);
 }
 
+/* store_sweep() removes exactly our stale temporary files for a name. */
+static void
+test_sweep(void)
+{
+	static const char *const gone[] = {
+		".sweep.json.0123456789ab.tmp", ".sweep.json.ffffffffffff.tmp",
+	};
+	static const char *const kept[] = {
+		"sweep.json", ".sweep.json.0123456789AB.tmp",
+		".sweep.json.0123.tmp", ".sweep.json.0123456789ab.tmpx",
+		".other.json.0123456789ab.tmp", ".sweep.json.0123456789abc.tmp",
+		"sweep.json.0123456789ab.tmp",
+	};
+	int n = 0;
+
+	for (size_t i = 0; i < 2; i++)
+		put(gone[i], "secret", 6);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		put(kept[i], "keep", 4);
+	is_int(store_sweep(dfd, "sweep.json"), 2, "sweep removes two files");
+	for (size_t i = 0; i < 2; i++)
+		n += faccessat(dfd, gone[i], F_OK, 0) == 0;
+	is_int(n, 0, "both stale temporary files are gone");
+	n = 0;
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		n += holds(dfd, kept[i], "keep");
+		unlinkat(dfd, kept[i], 0);
+	}
+	is_int(n, (int)(sizeof(kept) / sizeof(kept[0])),
+	    "every other name is left alone");
+	is_int(store_sweep(dfd, "sweep.json"), 0, "a second sweep finds none");
+}
+
 int
 main(void)
 {
@@ -544,6 +577,7 @@ main(void)
 	test_remove();
 	test_lock();
 	test_nospace();
+	test_sweep();
 	cleanup();
 	return tap_done();
 }
