@@ -2,6 +2,9 @@
 # meson; this wrapper installs what is missing first.
 BUILD	?= build
 PYTHON	?= /usr/bin/python3
+# make fuzz: seconds per libFuzzer target, and its clang build.
+FUZZ_SECONDS	?= 30
+FUZZ_BUILD	?= build-fuzz
 
 .PHONY: all build deps test-deps run test install bench bench-status \
 	bench-load bench-rss fuzz clean
@@ -34,6 +37,17 @@ test: test-deps $(BUILD)/build.ninja $(BUILD)-asan/build.ninja
 
 $(BUILD)-asan/build.ninja:
 	meson setup $(BUILD)-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+# Every libFuzzer target for FUZZ_SECONDS each, one after the other, on a
+# copy of its committed corpus (new inputs stay in $(FUZZ_BUILD)), with a
+# table of executions, coverage and crashes; fails on a crash.
+fuzz: $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	$(PYTHON) tests/fuzz/run_fuzz.py --build $(FUZZ_BUILD) \
+	    --seconds $(FUZZ_SECONDS)
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true
 
 install: build
 	meson install -C $(BUILD) --destdir "$(DESTDIR)"

@@ -45,6 +45,9 @@ static const uint16_t permit_worker[] = {
 
 #define PERMIT(t) { (t), sizeof(t) / sizeof((t)[0]) }
 
+static void http_violation(const char *, const char *)
+    __attribute__((noreturn));
+
 static void
 http_violation(const char *peer, const char *what)
 {

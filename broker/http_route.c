@@ -1,10 +1,10 @@
 /*
- * Routing, authentication and answers of the http role. Routes are a
- * table of patterns; a path that matches a pattern with another method
- * gets 405 and an Allow header, a path that matches none gets 404. Every
- * answer is JSON (an error is {"error": "<sentence>"}), and the access
- * log names the method, the path without its query string, the status
- * and the time taken, never a header or a body.
+ * Routing, authentication and answers of the http role. The route table
+ * and the matching are lib/route.c; a path that matches a pattern with
+ * another method gets 405 and an Allow header, a path that matches none
+ * gets 404. Every answer is JSON (an error is {"error": "<sentence>"}),
+ * and the access log names the method, the path without its query
+ * string, the status and the time taken, never a header or a body.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -21,19 +21,9 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
-
-#define ROUTE_SEGS_MAX 8
+#include "route.h"
 
 /* A handler gets the request and the path's wildcard segments. */
-typedef void (*route_fn)(struct evhttp_request *req, char **args);
-
-struct route {
-	enum evhttp_cmd_type	 method;
-	const char		*pattern;	/* "*" matches one segment */
-	int			 public;	/* no API token needed */
-	route_fn		 fn;
-};
-
 static void route_healthz(struct evhttp_request *, char **);
 static void route_connectors(struct evhttp_request *, char **);
 static void route_token(struct evhttp_request *, char **);
@@ -54,56 +44,22 @@ static void route_vc_callback(struct evhttp_request *, char **);
 static void route_gh_poll(struct evhttp_request *, char **);
 static void route_gh_cancel(struct evhttp_request *, char **);
 
-static const struct route routes[] = {
-	{ EVHTTP_REQ_GET, "/healthz", 1, route_healthz },
-	{ EVHTTP_REQ_GET, "/.well-known/oauth-protected-resource", 1,
-	    route_prm },
-	{ EVHTTP_REQ_OPTIONS, "/.well-known/oauth-protected-resource", 1,
-	    route_prm },
-	{ EVHTTP_REQ_GET, "/callback", 1, route_vc_callback },
-	{ EVHTTP_REQ_GET, "/api/connectors/vercel/oauth/start", 0,
-	    route_vc_start },
-	{ EVHTTP_REQ_POST, "/api/connectors/vercel/oauth/exchange", 0,
-	    route_vc_exchange },
-	{ EVHTTP_REQ_GET, "/api/connectors", 0, route_connectors },
-	{ EVHTTP_REQ_POST, "/api/connectors/*/token", 0, route_token },
-	{ EVHTTP_REQ_GET, "/api/connectors/*/status", 0, route_status },
-	{ EVHTTP_REQ_POST, "/api/connectors/*/disconnect", 0,
-	    route_disconnect },
-	{ EVHTTP_REQ_POST, "/api/connectors/*/reconnect", 0, route_reconnect },
-	{ EVHTTP_REQ_GET, "/api/connectors/*/remotes", 0, route_rc_list },
-	{ EVHTTP_REQ_POST, "/api/connectors/*/remotes", 0, route_rc_add },
-	{ EVHTTP_REQ_DELETE, "/api/connectors/*/remotes/*", 0,
-	    route_rc_delete },
-	{ EVHTTP_REQ_GET, "/api/connectors/*/sessions/*", 0,
-	    route_rc_session },
-	{ EVHTTP_REQ_POST, "/api/connectors/*/sessions/*/submit", 0,
-	    route_rc_submit },
-	{ EVHTTP_REQ_POST, "/api/connectors/*/sessions/*/cancel", 0,
-	    route_rc_cancel },
-	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/start", 0,
-	    route_gh_start },
-	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/poll", 0,
-	    route_gh_poll },
-	{ EVHTTP_REQ_POST, "/api/connectors/github/cli/cancel", 0,
-	    route_gh_cancel },
-};
-
-static const char *
-http_method_name(enum evhttp_cmd_type m)
+/* The router's name for libevent's method. */
+static enum route_method
+http_method(enum evhttp_cmd_type m)
 {
 	switch (m) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_GET: return ROUTE_GET;
+	case EVHTTP_REQ_POST: return ROUTE_POST;
+	case EVHTTP_REQ_HEAD: return ROUTE_HEAD;
+	case EVHTTP_REQ_PUT: return ROUTE_PUT;
+	case EVHTTP_REQ_DELETE: return ROUTE_DELETE;
+	case EVHTTP_REQ_OPTIONS: return ROUTE_OPTIONS;
+	case EVHTTP_REQ_TRACE: return ROUTE_TRACE;
+	case EVHTTP_REQ_CONNECT: return ROUTE_CONNECT;
+	case EVHTTP_REQ_PATCH: return ROUTE_PATCH;
 	}
-	return "OTHER";
+	return ROUTE_OTHER;
 }
 
 void
@@ -120,7 +76,8 @@ http_access_log(struct evhttp_request *req, int code)
 	    i++)
 		safe[i] = path[i] > 0x20 && path[i] < 0x7f ? path[i] : '?';
 	safe[i] = '\0';
-	log_info("%s %s %d", http_method_name(evhttp_request_get_command(req)),
+	log_info("%s %s %d",
+	    route_method_name(http_method(evhttp_request_get_command(req))),
 	    safe, code);
 }
 
@@ -266,94 +223,53 @@ http_authorized(struct evhttp_request *req)
 	return ct_streq(h, http.api_token);
 }
 
-/* Split a path into at most ROUTE_SEGS_MAX segments (in place). */
-static int
-http_split(char *path, char **segs)
+/* One handler call per route. */
+static void
+http_dispatch(struct evhttp_request *req, enum route_id id, char **args)
 {
-	int	 n = 0;
-	char	*s, *save = NULL;
-
-	for (s = strtok_r(path, "/", &save); s != NULL;
-	    s = strtok_r(NULL, "/", &save)) {
-		if (n == ROUTE_SEGS_MAX)
-			return -1;
-		segs[n++] = s;
+	switch (id) {
+	case ROUTE_HEALTHZ: route_healthz(req, args); break;
+	case ROUTE_PRM: route_prm(req, args); break;
+	case ROUTE_VC_CALLBACK: route_vc_callback(req, args); break;
+	case ROUTE_VC_START: route_vc_start(req, args); break;
+	case ROUTE_VC_EXCHANGE: route_vc_exchange(req, args); break;
+	case ROUTE_CONNECTORS: route_connectors(req, args); break;
+	case ROUTE_TOKEN: route_token(req, args); break;
+	case ROUTE_STATUS: route_status(req, args); break;
+	case ROUTE_DISCONNECT: route_disconnect(req, args); break;
+	case ROUTE_RECONNECT: route_reconnect(req, args); break;
+	case ROUTE_RC_LIST: route_rc_list(req, args); break;
+	case ROUTE_RC_ADD: route_rc_add(req, args); break;
+	case ROUTE_RC_DELETE: route_rc_delete(req, args); break;
+	case ROUTE_RC_SESSION: route_rc_session(req, args); break;
+	case ROUTE_RC_SUBMIT: route_rc_submit(req, args); break;
+	case ROUTE_RC_CANCEL: route_rc_cancel(req, args); break;
+	case ROUTE_GH_START: route_gh_start(req, args); break;
+	case ROUTE_GH_POLL: route_gh_poll(req, args); break;
+	case ROUTE_GH_CANCEL: route_gh_cancel(req, args); break;
 	}
-	return n;
-}
-
-static int
-http_match(const char *pattern, char **segs, int nsegs, char **args)
-{
-	char	 pat[128], *psegs[ROUTE_SEGS_MAX];
-	int	 np, na = 0;
-
-	snprintf(pat, sizeof(pat), "%s", pattern);
-	if ((np = http_split(pat, psegs)) != nsegs)
-		return 0;
-	for (int i = 0; i < np; i++) {
-		if (strcmp(psegs[i], "*") == 0)
-			args[na++] = segs[i];
-		else if (strcmp(psegs[i], segs[i]) != 0)
-			return 0;
-	}
-	return 1;
-}
-
-/* Find the route; 405 with Allow if only the method is wrong. */
-static const struct route *
-http_find_route(struct evhttp_request *req, char **segs, int nsegs,
-    char **args)
-{
-	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
-	char			 allow[64] = "";
-	const struct route	*r;
-
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		r = &routes[i];
-		if (!http_match(r->pattern, segs, nsegs, args))
-			continue;
-		if (r->method == cmd ||
-		    (cmd == EVHTTP_REQ_HEAD && r->method == EVHTTP_REQ_GET))
-			return r;
-		if (allow[0] != '\0')
-			strncat(allow, ", ", sizeof(allow) - strlen(allow) - 1);
-		strncat(allow, http_method_name(r->method),
-		    sizeof(allow) - strlen(allow) - 1);
-	}
-	if (allow[0] != '\0') {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", allow);
-		http_error(req, 405, "This path does not accept %s; use %s.",
-		    http_method_name(cmd), allow);
-	} else
-		http_error(req, 404, "There is no such path in the API.");
-	return NULL;
 }
 
 void
 http_route_cb(struct evhttp_request *req, void *arg)
 {
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	const char		*p = uri ? evhttp_uri_get_path(uri) : NULL;
-	char			 path[512], *segs[ROUTE_SEGS_MAX];
-	char			*args[ROUTE_SEGS_MAX];
-	const struct route	*r;
-	int			 n;
+	enum route_method	 m = http_method(evhttp_request_get_command(req));
+	struct route_match	 rm;
 
 	(void)arg;
-	if (p == NULL || strlen(p) >= sizeof(path)) {
-		http_error(req, 404, "There is no such path in the API.");
+	if (!route_find(uri ? evhttp_uri_get_path(uri) : NULL, m, &rm)) {
+		if (rm.allow[0] == '\0') {
+			http_error(req, 404, "There is no such path in the API.");
+			return;
+		}
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", rm.allow);
+		http_error(req, 405, "This path does not accept %s; use %s.",
+		    route_method_name(m), rm.allow);
 		return;
 	}
-	snprintf(path, sizeof(path), "%s", p);
-	if ((n = http_split(path, segs)) == -1) {
-		http_error(req, 404, "There is no such path in the API.");
-		return;
-	}
-	if ((r = http_find_route(req, segs, n, args)) == NULL)
-		return;
-	if (!r->public && !http_authorized(req)) {
+	if (!rm.route->public && !http_authorized(req)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "WWW-Authenticate", "Bearer");
 		http_error(req, 401, "A valid API token is required: send "
@@ -361,7 +277,7 @@ http_route_cb(struct evhttp_request *req, void *arg)
 		    "<state_dir>/api-token.");
 		return;
 	}
-	r->fn(req, args);
+	http_dispatch(req, rm.route->id, rm.args);
 }
 
 static void

@@ -25,6 +25,7 @@
 #include "json.h"
 #include "log.h"
 #include "paste.h"
+#include "route.h"
 
 /*
  * Keep pending flows under vercel_pending_max: drop the oldest. Checked
@@ -308,31 +309,28 @@ void
 http_vc_callback(struct evhttp_request *req)
 {
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	const char		*q = uri ? evhttp_uri_get_query(uri) : NULL;
-	struct evkeyvalq	 params;
-	const char		*code, *state, *error, *desc, *why;
+	struct route_callback	 cb;
+	const char		*why;
 	struct session		*s;
 
-	TAILQ_INIT(&params);
-	if (q == NULL || evhttp_parse_query_str(q, &params) == -1) {
+	if (route_callback_parse(uri ? evhttp_uri_get_query(uri) : NULL,
+	    &cb) == -1) {
+		route_callback_clear(&cb);
 		vc_page(req, 400, "Vercel authorization failed", "The callback "
 		    "has no code or state; start again.", NULL);
 		return;
 	}
-	code = evhttp_find_header(&params, "code");
-	state = evhttp_find_header(&params, "state");
-	error = evhttp_find_header(&params, "error");
-	desc = evhttp_find_header(&params, "error_description");
-	if (error != NULL) {
+	if (cb.error != NULL) {
 		/* A refusal ends the flow it names; the text is shown
 		 * escaped, never trusted. */
-		if (state != NULL && (s = vc_find_state(state)) != NULL)
+		if (cb.state != NULL && (s = vc_find_state(cb.state)) != NULL)
 			session_free(s, 1);
-		vc_page(req, 400, "Vercel authorization failed", desc ? desc :
-		    error, NULL);
-	} else if ((why = vc_handover(req, code, state, 1)) != NULL)
+		vc_page(req, 400, "Vercel authorization failed",
+		    cb.error_description ? cb.error_description : cb.error,
+		    NULL);
+	} else if ((why = vc_handover(req, cb.code, cb.state, 1)) != NULL)
 		vc_page(req, 400, "Vercel authorization failed", why, NULL);
-	evhttp_clear_headers(&params);
+	route_callback_clear(&cb);
 }
 
 void

@@ -16,9 +16,6 @@
 #include "store.h"
 #include "vault.h"
 
-/* Largest credential entry a worker may store. */
-#define VAULT_ENTRY_MAX (16 * 1024)
-
 /* Connectors stored in mcp-tokens.json and the member holding the
  * secret, which must be a non-empty string for "connected". */
 struct vault_conn {
@@ -78,7 +75,8 @@ vault_store_status(enum store_err e)
 {
 	switch (e) {
 	case STORE_OK: return 200;
-	case STORE_ERR_NOSPACE: return 507;
+	case STORE_ERR_NOSPACE:
+	case STORE_ERR_TOO_LARGE: return 507;
 	case STORE_ERR_LOG: return 503;
 	case STORE_ERR_CORRUPT:
 	case STORE_ERR_IO:
@@ -273,14 +271,8 @@ vault_tokens_update(const char *connector, yajl_val entry,
 			snprintf(err, errlen, "the IPC log cannot be written");
 		goto out;
 	}
-	if (entry != NULL)
-		json_obj_set(tokens, connector, entry);
-	else
-		json_obj_del(tokens, connector);
-	if ((buf = json_dump(tokens, 1, &len)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		e = STORE_ERR_IO;
-	} else
+	if ((e = store_json_edit(tokens, connector, entry, &buf, &len, err,
+	    errlen)) == STORE_OK)
 		e = store_write(vault.wsfd, TOKENS_FILE, buf, len,
 		    vault_log_cb, rec, err, errlen);
 	json_free_secret(tokens);
@@ -314,7 +306,7 @@ vault_put_remote(struct grant *gr, uint16_t type, const char *json,
 	char			 err[256] = "";
 	uint32_t		 status;
 
-	entry = json_parse(json, len, VAULT_ENTRY_MAX, err, sizeof(err));
+	entry = json_parse(json, len, CD_VAULT_ENTRY_MAX, err, sizeof(err));
 	if (!YAJL_IS_OBJECT(entry))
 		vault_violation("worker", "CRED_PUT_REQ with a malformed entry");
 	vault_rec_worker(&rec, gr, type);
@@ -359,11 +351,11 @@ vault_put(struct grant *gr, struct msg *m)
 	}
 	if ((vc = vault_conn_find(conn)) == NULL)
 		vault_violation("worker", "CRED_PUT_REQ for an unknown connector");
-	entry = json_parse(json, len, VAULT_ENTRY_MAX, err, sizeof(err));
+	entry = json_parse(json, len, CD_VAULT_ENTRY_MAX, err, sizeof(err));
 	sec = json_obj_str(entry, vc->secret);
 	if (!YAJL_IS_OBJECT(entry) || sec == NULL || *sec == '\0')
 		vault_violation("worker", "CRED_PUT_REQ with a malformed entry");
-	if (ilen > 0 && ((user = json_parse(ident, ilen, VAULT_ENTRY_MAX, err,
+	if (ilen > 0 && ((user = json_parse(ident, ilen, CD_VAULT_ENTRY_MAX, err,
 	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(user)))
 		vault_violation("worker", "CRED_PUT_REQ with a bad identity");
 	/* The entry goes into the tokens tree; keep a copy for the files
@@ -465,7 +457,7 @@ vault_mark(struct grant *gr, struct msg *m)
 	    vault_conn_find(conn) == NULL)
 		vault_violation("worker", "malformed CRED_MARK_REQ");
 	vault_grant_use(gr, m->hdr.type, conn);
-	if (ilen > 0 && ((user = json_parse(ident, ilen, VAULT_ENTRY_MAX, err,
+	if (ilen > 0 && ((user = json_parse(ident, ilen, CD_VAULT_ENTRY_MAX, err,
 	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(user)))
 		vault_violation("worker", "CRED_MARK_REQ with bad identity");
 	vault_rec_worker(&rec, gr, m->hdr.type);
@@ -587,7 +579,7 @@ vault_worker_cb(evutil_socket_t fd, short ev, void *arg)
 	int		 rc;
 
 	(void)ev;
-	rc = msg_recv_permit(fd, &m, VAULT_ENTRY_MAX + 1024, &permit, &why);
+	rc = msg_recv_permit(fd, &m, CD_VAULT_ENTRY_MAX + 1024, &permit, &why);
 	if (rc == MSG_RECV_AGAIN)
 		return;
 	if (rc == MSG_RECV_EOF) {

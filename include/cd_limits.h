@@ -13,6 +13,11 @@
 #define CD_HTTP_BODY_HARD_MAX (1024 * 1024)
 /* Total size of all request headers. */
 #define CD_HTTP_HEADERS_MAX (16 * 1024)
+/* Longest request path the router looks at (a longer one is a 404). */
+#define CD_ROUTE_PATH_MAX 512
+/* Most segments a routed path has ("/api/connectors/x/sessions/y/submit"
+ * has six); a path with more is a 404. */
+#define CD_ROUTE_SEGS_MAX 8
 /* Seconds a client has to send a request or read an answer. */
 #define CD_HTTP_TIMEOUT_SEC 30
 /* Concurrent client connections served at once by the http role. */
@@ -26,6 +31,10 @@
 #define CD_STORE_FILE_MAX (1024 * 1024)
 /* Largest secret (token, API key) accepted anywhere. */
 #define CD_SECRET_MAX 4096
+
+/* Largest credential entry (and account identity) a worker may hand the
+ * vault; a worker that sends more is ended as hostile. */
+#define CD_VAULT_ENTRY_MAX (16 * 1024)
 
 /* IPC: largest payload of one message on any channel. */
 #define CD_MSG_PAYLOAD_MAX (256 * 1024)
@@ -49,6 +58,23 @@
 #define CD_CA_FILE_MAX (4 * 1024 * 1024)
 /* Largest provider response body a worker reads. */
 #define CD_CURL_BODY_MAX (256 * 1024)
+/* Longest sentence a worker reports to http (with its NUL). */
+#define CD_SENTENCE_MAX 512
+/* Longest OneDrive drive id or type kept from Microsoft Graph (with its
+ * NUL); they become rclone.conf values. */
+#define CD_DRIVE_ID_MAX 256
+/* Longest lifetime (seconds) taken from a token answer's expires_in:
+ * ten years; a longer one is cut to this. */
+#define CD_OAUTH_EXPIRES_MAX (10LL * 366 * 24 * 3600)
+/* Longest Vercel OAuth client id or secret kept (with its NUL). */
+#define CD_OAUTH_CLIENT_MAX 256
+
+/* Longest OAuth state taken from rclone's local URL (with its NUL). */
+#define CD_RCLONE_STATE_MAX 64
+/* Longest line of rclone's output read as its token (a JSON object). */
+#define CD_RCLONE_TOKEN_MAX (4 * CD_SECRET_MAX)
+/* Longest verification URL taken from gh's output (with its NUL). */
+#define CD_GH_URL_MAX 512
 
 /* Restart backoff for a crashed http or vault: first delay and ceiling, ms. */
 #define CD_RESTART_BACKOFF_MIN_MS 100

@@ -23,9 +23,10 @@ void json_free_secret(yajl_val v);
 yajl_val json_obj_get(yajl_val obj, const char *key);
 /* The string member key, or NULL if absent or not a string. */
 const char *json_obj_str(yajl_val obj, const char *key);
-/* Replace or append member key; takes ownership of v (even on error). */
+/* Replace or append member key, leaving one member of that name (yajl
+ * keeps duplicates); takes ownership of v (even on error). */
 int json_obj_set(yajl_val obj, const char *key, yajl_val v);
-/* Remove member key. 1 if removed, 0 if absent. */
+/* Remove every member named key. 1 if any was removed, 0 if absent. */
 int json_obj_del(yajl_val obj, const char *key);
 
 yajl_val json_new_obj(void);

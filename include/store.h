@@ -18,6 +18,7 @@ enum store_err {
 	STORE_ERR_IO,		/* read, write or sync failed */
 	STORE_ERR_NOSPACE,	/* the file system is full */
 	STORE_ERR_LOG,		/* the commit hook (IPC log) refused */
+	STORE_ERR_TOO_LARGE,	/* the new text would pass CD_STORE_FILE_MAX */
 };
 
 /*
@@ -41,6 +42,23 @@ enum store_err store_read(int dirfd, const char *name, char **buf,
 /* Parse name as a JSON object; a missing or empty file is {}. */
 enum store_err store_json_load(int dirfd, const char *name, yajl_val *out,
     char *err, size_t errlen);
+
+/*
+ * The parse of store_json_load() on len bytes already read: text of
+ * white space only is {}; anything but a JSON object is
+ * STORE_ERR_CORRUPT with a sentence naming name.
+ */
+enum store_err store_json_parse(const char *buf, size_t len,
+    const char *name, yajl_val *out, char *err, size_t errlen);
+
+/*
+ * Set member key of the object doc to entry (taking it), or remove it
+ * when entry is NULL, and make the file's new text (indented, with a
+ * final newline) in *out (malloc'd) and *len. STORE_ERR_TOO_LARGE when
+ * the text would be larger than store_read() takes back.
+ */
+enum store_err store_json_edit(yajl_val doc, const char *key,
+    yajl_val entry, char **out, size_t *len, char *err, size_t errlen);
 
 /*
  * Replace name with data. commit (may be NULL) runs after the temporary

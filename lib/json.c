@@ -202,6 +202,37 @@ fail:
 	return -1;
 }
 
+/* Remove the members named key from index i on; how many went. */
+static int
+json_obj_drop(yajl_val obj, const char *key, size_t i)
+{
+	int n = 0;
+
+	while (i < obj->u.object.len) {
+		size_t left = obj->u.object.len - i - 1;
+
+		if (strcmp(obj->u.object.keys[i], key) != 0) {
+			i++;
+			continue;
+		}
+		free((char *)obj->u.object.keys[i]);
+		json_free_secret(obj->u.object.values[i]);
+		memmove(&obj->u.object.keys[i], &obj->u.object.keys[i + 1],
+		    left * sizeof(*obj->u.object.keys));
+		memmove(&obj->u.object.values[i], &obj->u.object.values[i + 1],
+		    left * sizeof(*obj->u.object.values));
+		obj->u.object.len--;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * yajl keeps every member of a duplicated key and json_obj_get() finds
+ * the first; set and delete therefore act on all of them, or a value
+ * thought replaced or removed would come back (a deleted token in
+ * mcp-tokens.json, for one).
+ */
 int
 json_obj_set(yajl_val obj, const char *key, yajl_val v)
 {
@@ -210,6 +241,7 @@ json_obj_set(yajl_val obj, const char *key, yajl_val v)
 			if (strcmp(obj->u.object.keys[i], key) == 0) {
 				json_free_secret(obj->u.object.values[i]);
 				obj->u.object.values[i] = v;
+				json_obj_drop(obj, key, i + 1);
 				return 0;
 			}
 		}
@@ -220,24 +252,9 @@ json_obj_set(yajl_val obj, const char *key, yajl_val v)
 int
 json_obj_del(yajl_val obj, const char *key)
 {
-	size_t	 n;
-
 	if (!YAJL_IS_OBJECT(obj))
 		return 0;
-	n = obj->u.object.len;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(obj->u.object.keys[i], key) != 0)
-			continue;
-		free((char *)obj->u.object.keys[i]);
-		json_free_secret(obj->u.object.values[i]);
-		memmove(&obj->u.object.keys[i], &obj->u.object.keys[i + 1],
-		    (n - i - 1) * sizeof(*obj->u.object.keys));
-		memmove(&obj->u.object.values[i], &obj->u.object.values[i + 1],
-		    (n - i - 1) * sizeof(*obj->u.object.values));
-		obj->u.object.len = n - 1;
-		return 1;
-	}
-	return 0;
+	return json_obj_drop(obj, key, 0) > 0;
 }
 
 static yajl_val

@@ -180,7 +180,7 @@ sb_add_arg_rules(scmp_filter_ctx ctx, enum sandbox_role role)
 	/* libevent sizes its reads with FIONREAD; no other ioctl. */
 	if (role != SANDBOX_WORKER)
 		rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-		    SCMP_A1(SCMP_CMP_EQ, FIONREAD));
+		    SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0));
 	if (role == SANDBOX_WORKER) {
 		rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 		    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));

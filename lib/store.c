@@ -107,16 +107,12 @@ ioerr:
 }
 
 enum store_err
-store_json_load(int dirfd, const char *name, yajl_val *out, char *err,
-    size_t errlen)
+store_json_parse(const char *buf, size_t len, const char *name, yajl_val *out,
+    char *err, size_t errlen)
 {
-	enum store_err	 e;
-	char		*buf, jerr[128];
-	size_t		 len, i;
+	char	 jerr[128];
+	size_t	 i;
 
-	*out = NULL;
-	if ((e = store_read(dirfd, name, &buf, &len, err, errlen)) != STORE_OK)
-		return e;
 	/* strchr() finds the terminator too: test NUL bytes apart, or a
 	 * file of NULs would pass for an empty one and be overwritten. */
 	for (i = 0; i < len && buf[i] != '\0' &&
@@ -127,10 +123,6 @@ store_json_load(int dirfd, const char *name, yajl_val *out, char *err,
 	else
 		*out = json_parse(buf, len, CD_STORE_FILE_MAX, jerr,
 		    sizeof(jerr));
-	if (buf != NULL) {
-		explicit_bzero(buf, len);
-		free(buf);
-	}
 	if (*out == NULL || !YAJL_IS_OBJECT(*out)) {
 		if (*out != NULL)
 			json_free_secret(*out);
@@ -138,6 +130,53 @@ store_json_load(int dirfd, const char *name, yajl_val *out, char *err,
 		snprintf(err, errlen, "%s is not a valid JSON object, so it "
 		    "was left untouched; repair it or move it away", name);
 		return STORE_ERR_CORRUPT;
+	}
+	return STORE_OK;
+}
+
+enum store_err
+store_json_load(int dirfd, const char *name, yajl_val *out, char *err,
+    size_t errlen)
+{
+	enum store_err	 e;
+	char		*buf;
+	size_t		 len;
+
+	*out = NULL;
+	if ((e = store_read(dirfd, name, &buf, &len, err, errlen)) != STORE_OK)
+		return e;
+	e = store_json_parse(buf ? buf : "", len, name, out, err, errlen);
+	if (buf != NULL) {
+		explicit_bzero(buf, len);
+		free(buf);
+	}
+	return e;
+}
+
+enum store_err
+store_json_edit(yajl_val doc, const char *key, yajl_val entry, char **out,
+    size_t *len, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (entry != NULL ? json_obj_set(doc, key, entry) == -1 :
+	    json_obj_del(doc, key) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_ERR_IO;
+	}
+	if ((*out = json_dump(doc, 1, len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_ERR_IO;
+	}
+	/* store_read() refuses a larger file: writing one would lock
+	 * every credential in it out. Indenting alone can make a file
+	 * that was within the limit outgrow it. */
+	if (*len > CD_STORE_FILE_MAX) {
+		explicit_bzero(*out, *len);
+		free(*out);
+		*out = NULL;
+		snprintf(err, errlen, "the credential file would grow past %d "
+		    "bytes, so it was left as it is", CD_STORE_FILE_MAX);
+		return STORE_ERR_TOO_LARGE;
 	}
 	return STORE_OK;
 }

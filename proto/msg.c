@@ -325,8 +325,11 @@ msg_recv(int sock, struct msg *m, size_t cap)
 	    (size_t)n < sizeof(m->hdr) || m->hdr.magic != MSG_MAGIC_VERSION ||
 	    m->hdr.flags != 0 || m->hdr.len > cap ||
 	    (size_t)n != sizeof(m->hdr) + m->hdr.len) {
-		/* Over the cap (the record was cut), or malformed. */
-		errno = (mh.msg_flags & MSG_TRUNC) || m->hdr.len > cap ?
+		/* Over the cap (the record was cut, or filled the one byte
+		 * past the cap that the buffer has to see it), or
+		 * malformed. */
+		errno = (mh.msg_flags & MSG_TRUNC) ||
+		    (size_t)n > sizeof(m->hdr) + cap || m->hdr.len > cap ?
 		    EMSGSIZE : EPROTO;
 		msg_free(m);
 		return -1;

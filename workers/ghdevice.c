@@ -9,17 +9,18 @@
  * vault with auth_method "cli" (which also writes github_token.json).
  *
  * gh's output is untrusted: lines are bounded, ANSI-stripped and matched
- * against fixed patterns; nothing of it is logged or returned except the
- * code and URL, which are checked for shape first.
+ * against fixed patterns (lib/ghout.c); nothing of it is logged or
+ * returned except the code and URL, which are checked for shape first.
  */
 #include <sys/stat.h>
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cd_limits.h"
+#include "ghout.h"
 #include "json.h"
 #include "log.h"
 #include "msg.h"
@@ -73,38 +74,6 @@ gh_env_build(struct gh_env *e, const char *dir, const char *confdir)
 		gh_env_add(e, "SSL_CERT_FILE", conf->ca_file);
 }
 
-/* Find "one-time code: XXXX-XXXX" and the URL line in gh's stderr. */
-static int
-gh_parse_code(char *text, char *code, size_t clen, char *url, size_t ulen)
-{
-	static const char ck[] = "one-time code: ";
-	static const char uk[] = "Open this URL to continue in your web "
-	    "browser: ";
-	char	*c, *u;
-	size_t	 n;
-
-	tool_strip_ansi(text);
-	if ((c = strstr(text, ck)) == NULL || (u = strstr(text, uk)) == NULL)
-		return 0;
-	c += sizeof(ck) - 1;
-	u += sizeof(uk) - 1;
-	for (n = 0; n < 9 && (isupper((unsigned char)c[n]) ||
-	    isdigit((unsigned char)c[n]) || (n == 4 && c[n] == '-')); n++)
-		;
-	if (n != 9 || c[4] != '-')
-		return 0;
-	snprintf(code, clen, "%.9s", c);
-	n = strcspn(u, " \t\r\n");
-	if (n == 0 || n >= ulen || strncmp(u, "https://", 8) != 0)
-		return 0;
-	snprintf(url, ulen, "%.*s", (int)n, u);
-	for (size_t i = 0; url[i] != '\0'; i++)
-		if (!isgraph((unsigned char)url[i]) || url[i] == '"' ||
-		    url[i] == '\\')
-			return 0;
-	return 1;
-}
-
 static void
 gh_report_code(const char *code, const char *url)
 {
@@ -129,7 +98,6 @@ gh_read_token(const char *gh, char *const envp[], char *tok, size_t len)
 			    (char *)host, NULL };
 	struct tool	 t;
 	int		 rc, code;
-	size_t		 n;
 
 	if (tool_start(&t, gh, argv, envp) == -1)
 		return -1;
@@ -140,117 +108,81 @@ gh_read_token(const char *gh, char *const envp[], char *tok, size_t len)
 		return -1;
 	}
 	code = tool_wait(&t);
-	n = strcspn(t.outbuf.data, "\r\n");
-	rc = code == 0 && n > 0 && n < len ? 0 : -1;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (!isgraph((unsigned char)t.outbuf.data[i]))
-			rc = -1;
-	if (rc == 0)
-		snprintf(tok, len, "%.*s", (int)n, t.outbuf.data);
+	rc = code == 0 ? ghout_token(t.outbuf.data, tok, len) : -1;
 	explicit_bzero(t.outbuf.data, sizeof(t.outbuf.data));
 	return rc;
-}
-
-/* The HTTP status of gh's "...: HTTP <n>" failure line, or 0. */
-static int
-gh_http_status(const char *s)
-{
-	static const char	 key[] = "failed to authenticate via web "
-				    "browser: HTTP ";
-	const char		*p = strstr(s, key);
-	int			 n = 0;
-
-	if (p == NULL)
-		return 0;
-	p += sizeof(key) - 1;
-	for (int i = 0; i < 3; i++, p++) {
-		if (!isdigit((unsigned char)*p))
-			return 0;
-		n = n * 10 + (*p - '0');
-	}
-	return isdigit((unsigned char)*p) ? 0 : n;
 }
 
 /* gh exited non-zero: say why in our own words. */
 static void
 gh_explain_failure(struct tool *t, int code)
 {
-	char	*s = t->errbuf.data;
-	int	 http;
+	char sentence[128];
 
-	tool_strip_ansi(s);
-	http = gh_http_status(s);
+	/* Killed: whatever it printed last is not why it ended. */
 	if (code > 128) {
-		char sentence[128];
-
 		snprintf(sentence, sizeof(sentence), "gh was stopped (signal "
 		    "%d) before the login completed; start again.", code - 128);
 		worker_fail(502, sentence);
-	} else if (strstr(s, "(access_denied)") != NULL)
+		return;
+	}
+	switch (ghout_failure(t->errbuf.data)) {
+	case GHOUT_FAIL_DENIED:
 		worker_fail(403, "The authorization was denied on GitHub.");
-	else if (strstr(s, "(expired_token)") != NULL ||
-	    strstr(s, "context deadline exceeded") != NULL)
+		return;
+	case GHOUT_FAIL_EXPIRED:
 		worker_fail(410, "The device code expired before it was approved; "
 		    "start again.");
-	else if (strstr(s, "(slow_down)") != NULL)
+		return;
+	case GHOUT_FAIL_SLOW_DOWN:
 		worker_fail(502, "GitHub asked gh to slow down, which gh 2.23 treats "
 		    "as fatal; start again in a minute.");
-	else if (http != 0 && http != 200) {
-		char sentence[128];
-
+		return;
+	case GHOUT_FAIL_HTTP:
 		snprintf(sentence, sizeof(sentence), "GitHub answered HTTP %d "
-		    "during the login; try again later.", http);
+		    "during the login; try again later.",
+		    ghout_http_status(t->errbuf.data));
 		worker_fail(502, sentence);
-	} else if (http == 200 || strstr(s, "unexpected EOF") != NULL ||
-	    strstr(s, "invalid character") != NULL ||
-	    strstr(s, "unexpected end of JSON") != NULL)
-		/* An answer without the fields gh looks for, or one that
-		 * does not parse (HTML, a cut-off document). */
+		return;
+	case GHOUT_FAIL_UNREADABLE:
 		worker_fail(502, "GitHub answered the login with something gh "
 		    "could not read; try again later.");
-	else {
-		char sentence[128];
-
-		snprintf(sentence, sizeof(sentence), "gh could not complete the "
-		    "login (exit status %d); see the daemon's log.", code);
-		worker_fail(502, sentence);
-		log_warnx("gh auth login exited with status %d", code);
+		return;
+	case GHOUT_FAIL_OTHER:
+		break;
 	}
+	snprintf(sentence, sizeof(sentence), "gh could not complete the login "
+	    "(exit status %d); see the daemon's log.", code);
+	worker_fail(502, sentence);
+	log_warnx("gh auth login exited with status %d", code);
 }
 
 /* Wait for gh to print the code; report it. 0, or -1 (answered). */
 static int
 gh_wait_code(struct tool *t)
 {
-	char	 code[16], url[512], text[sizeof(t->errbuf.data)];
+	char	 code[GHOUT_CODE_LEN + 1], url[CD_GH_URL_MAX];
+	char	 text[sizeof(t->errbuf.data)];
 	int	 rc, fallback = 0, silent;
 
 	for (int waited = 0; waited < GH_CODE_WAIT_SEC * 10; waited++) {
 		rc = tool_read(t, 100);
 		memcpy(text, t->errbuf.data, sizeof(text));
-		if (gh_parse_code(text, code, sizeof(code), url, sizeof(url))) {
+		if (ghout_code(text, code, sizeof(code), url, sizeof(url))) {
 			explicit_bzero(text, sizeof(text));
 			gh_report_code(code, url);
 			return 0;
 		}
-		/*
-		 * gh prints the code line before the URL line: a URL line
-		 * alone is the browser login it falls back to when the
-		 * device flow is unavailable (gh.md section 5), which never
-		 * ends. No need to wait for the code any longer.
-		 */
-		if (strstr(text, "Open this URL to continue in your web "
-		    "browser: ") != NULL && strstr(text, "one-time code: ") ==
-		    NULL) {
+		/* The browser login gh falls back to never ends: no need
+		 * to wait for the code any longer. */
+		if (ghout_browser_only(text)) {
 			fallback = 1;
 			break;
 		}
 		if (rc == 0 || rc == -2)
 			break;
 	}
-	/* gh's stderr starts with an empty line: only blanks is silence. */
-	silent = t->errbuf.data[strspn(t->errbuf.data, " \r\n")] == '\0' &&
-	    t->outbuf.len == 0;
+	silent = ghout_blank(t->errbuf.data) && t->outbuf.len == 0;
 	explicit_bzero(text, sizeof(text));
 	if (t->out == -1 && t->err == -1) {
 		gh_explain_failure(t, tool_wait(t));

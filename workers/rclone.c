@@ -6,21 +6,23 @@
  * 307 Location), report it to http, forward the pasted code to rclone's
  * callback port, and when rclone exits 0 hand the token to the vault,
  * which merges the remote's section into rclone.conf. rclone's exit
- * status is the only truth; its output is never returned or logged,
- * since it can hold a token.
+ * status is the only truth; its output (read by lib/rcout.c) is never
+ * returned or logged, since it can hold a token.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cd_limits.h"
 #include "ctcmp.h"
 #include "json.h"
 #include "log.h"
 #include "msg.h"
 #include "paste.h"
+#include "provider.h"
+#include "rcout.h"
 #include "tool.h"
 #include "toolpath.h"
 #include "worker.h"
@@ -40,7 +42,7 @@ struct rc_flow {
 	struct tool	 t;
 	int		 port;		/* rclone's callback port */
 	int		 stuck;		/* killed: the exchange took too long */
-	char		 state[64];	/* rclone's OAuth state */
+	char		 state[CD_RCLONE_STATE_MAX];	/* rclone's OAuth state */
 	char		*envp[8];
 	char		 envbuf[6][1200];
 };
@@ -70,33 +72,6 @@ rc_env(struct rc_flow *f)
 		f->envp[n] = f->envbuf[n], n++;
 	}
 	f->envp[n] = NULL;
-}
-
-/* Find "http://127.0.0.1:<port>/auth?state=<state>" in rclone's stderr. */
-static int
-rc_parse_url(struct rc_flow *f)
-{
-	static const char	 pre[] = "http://127.0.0.1:";
-	const char		*p = strstr(f->t.errbuf.data, pre), *s;
-	char			*end;
-	long			 port;
-	size_t			 n;
-
-	if (p == NULL)
-		return 0;
-	port = strtol(p + sizeof(pre) - 1, &end, 10);
-	if (port < 1 || port > 65535 || strncmp(end, "/auth?state=", 12) != 0)
-		return 0;
-	s = end + 12;
-	for (n = 0; n < sizeof(f->state) - 1 && (isalnum((unsigned char)s[n]) ||
-	    s[n] == '-' || s[n] == '_'); n++)
-		;
-	if (n == 0 || n == sizeof(f->state) - 1 || (s[n] != '\n' &&
-	    s[n] != '\r' && s[n] != ' ' && s[n] != '\0'))
-		return 0;
-	f->port = (int)port;
-	snprintf(f->state, sizeof(f->state), "%.*s", (int)n, s);
-	return 1;
 }
 
 /* GET rclone's local /auth URL: its 307 Location is the provider's. */
@@ -147,7 +122,8 @@ rc_wait_url(struct rc_flow *f)
 
 	for (int i = 0; i < RC_URL_WAIT_SEC * 10 && rc != 0; i++) {
 		rc = tool_read(&f->t, 100);
-		if (rc_parse_url(f))
+		if (rcout_url(f->t.errbuf.data, &f->port, f->state,
+		    sizeof(f->state)))
 			break;
 	}
 	if (f->port == 0 && rc == 0) {
@@ -251,75 +227,43 @@ rc_wait_exit(struct rc_flow *f)
 	return tool_wait(&f->t);
 }
 
-/* The token rclone printed between its paste markers: one JSON object
- * line holding an access token. malloc'd, or NULL. */
-static char *
-rc_token(struct rc_flow *f)
-{
-	char		*line, *save = NULL, *out = NULL, err[64];
-	yajl_val	 v;
-
-	for (line = strtok_r(f->t.outbuf.data, "\r\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\r\n", &save)) {
-		if (line[0] != '{')
-			continue;
-		v = json_parse(line, strlen(line), CD_SECRET_MAX * 4, err,
-		    sizeof(err));
-		if (json_obj_str(v, "access_token") != NULL && out == NULL)
-			out = strdup(line);
-		if (v != NULL)
-			json_free_secret(v);
-	}
-	explicit_bzero(f->t.outbuf.data, sizeof(f->t.outbuf.data));
-	return out;
-}
-
-/* OneDrive needs the drive's id and type (Microsoft Graph me/drive). */
+/* OneDrive needs the drive's id and type (Microsoft Graph me/drive).
+ * 0 with them copied, or -1 with r filled. */
 static int
-rc_onedrive_drive(const char *token, yajl_val entry, struct worker_result *r)
+rc_onedrive_drive(const char *token, char *id, char *type,
+    struct worker_result *r)
 {
 	struct curl_answer	 a;
+	struct pv_answer	 pa;
+	struct pv_verdict	 v;
 	char			 auth[CD_SECRET_MAX + 64], err[64];
 	const char		*hdrs[] = { auth, "Accept: application/json",
 				    NULL };
-	yajl_val		 tok, body = NULL;
-	const char		*id, *type;
-	int			 rc = -1;
+	yajl_val		 tok;
+	int			 rc;
 
-	tok = json_parse(token, strlen(token), CD_SECRET_MAX * 4, err,
+	tok = json_parse(token, strlen(token), CD_RCLONE_TOKEN_MAX, err,
 	    sizeof(err));
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 	    json_obj_str(tok, "access_token"));
 	if (tok != NULL)
 		json_free_secret(tok);
-	if (curl_get("https://graph.microsoft.com/v1.0/me/drive", hdrs, &a) ==
-	    0 && a.code == 200 && a.body != NULL)
-		body = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
-		    sizeof(err));
+	rc = curl_get("https://graph.microsoft.com/v1.0/me/drive", hdrs, &a);
 	explicit_bzero(auth, sizeof(auth));
-	if ((id = json_obj_str(body, "id")) != NULL && *id != '\0') {
-		type = json_obj_str(body, "driveType");
-		json_obj_set(entry, "drive_id", json_new_str(id));
-		json_obj_set(entry, "drive_type", json_new_str(type && *type ?
-		    type : "personal"));
-		rc = 0;
-	} else {
+	memset(&v, 0, sizeof(v));
+	pa = (struct pv_answer){ a.code, rc == 0 ? a.body : NULL, a.len, NULL };
+	if (rc != 0 || a.code == 0) {
+		/* No answer at all: the transport's words, not Graph's. */
 		r->status = 502;
-		if (a.code == 0)
-			snprintf(r->sentence, sizeof(r->sentence), "Microsoft "
-			    "Graph could not be reached to look up your OneDrive "
-			    "(%s); start again later.", a.error);
-		else if (a.code == 200)
-			snprintf(r->sentence, sizeof(r->sentence), "Microsoft "
-			    "Graph answered the lookup of your OneDrive with "
-			    "something that is not a drive; start again later.");
-		else
-			snprintf(r->sentence, sizeof(r->sentence), "Could not "
-			    "look up your OneDrive with Microsoft Graph (HTTP "
-			    "%ld); start again.", a.code);
+		snprintf(r->sentence, sizeof(r->sentence), "Microsoft Graph "
+		    "could not be reached to look up your OneDrive (%s); start "
+		    "again later.", a.error);
+		rc = -1;
+	} else if ((rc = pv_onedrive_drive(&pa, id, CD_DRIVE_ID_MAX, type,
+	    CD_DRIVE_ID_MAX, &v)) == -1) {
+		r->status = v.status;
+		snprintf(r->sentence, sizeof(r->sentence), "%s", v.sentence);
 	}
-	if (body != NULL)
-		yajl_tree_free(body);
 	curl_answer_free(&a);
 	return rc;
 }
@@ -328,58 +272,41 @@ rc_onedrive_drive(const char *token, yajl_val entry, struct worker_result *r)
 static void
 rc_store(struct rc_flow *f, struct worker_result *r)
 {
-	yajl_val	 entry;
-	char		*token, *json;
-	int		 od = strcmp(f->backend, "onedrive") == 0;
+	char	*token, *json, id[CD_DRIVE_ID_MAX], type[CD_DRIVE_ID_MAX];
+	size_t	 len;
+	int	 od = strcmp(f->backend, "onedrive") == 0;
 
-	if ((token = rc_token(f)) == NULL) {
+	token = rcout_token(f->t.outbuf.data);
+	explicit_bzero(f->t.outbuf.data, sizeof(f->t.outbuf.data));
+	if (token == NULL) {
 		r->status = 502;
 		snprintf(r->sentence, sizeof(r->sentence), "rclone finished "
 		    "without printing a token; start again.");
 		return;
 	}
-	if ((entry = json_new_obj()) == NULL ||
-	    json_obj_set(entry, "type", json_new_str(f->backend)) == -1 ||
-	    json_obj_set(entry, "token", json_new_str(token)) == -1)
-		fatalx("out of memory");
-	if (!od || rc_onedrive_drive(token, entry, r) == 0) {
-		if ((json = json_dump(entry, 0, NULL)) == NULL)
-			fatalx("out of memory");
-		r->status = worker_vault_put(worker.ci.connector, json, NULL,
-		    r->sentence, sizeof(r->sentence));
-		msg_free_secret(json);
+	if (!od || rc_onedrive_drive(token, id, type, r) == 0) {
+		if ((json = rcout_entry(f->backend, token, od ? id : NULL,
+		    od ? type : NULL, &len)) ==
+		    NULL) {
+			r->status = 502;
+			snprintf(r->sentence, sizeof(r->sentence), "rclone "
+			    "printed a token too large to store; start again.");
+		} else {
+			r->status = worker_vault_put(worker.ci.connector, json,
+			    NULL, r->sentence, sizeof(r->sentence));
+			msg_free_secret(json);
+		}
 	}
-	json_free_secret(entry);
 	msg_free_secret(token);
-}
-
-/* The HTTP status in rclone's "cannot fetch token: <n> ..." line, or 0. */
-static int
-rc_token_status(const char *e)
-{
-	static const char	 key[] = "cannot fetch token: ";
-	const char		*p = strstr(e, key);
-	int			 n = 0;
-
-	if (p == NULL)
-		return 0;
-	p += sizeof(key) - 1;
-	for (int i = 0; i < 3; i++, p++) {
-		if (!isdigit((unsigned char)*p))
-			return 0;
-		n = n * 10 + (*p - '0');
-	}
-	return *p == ' ' ? n : 0;
 }
 
 /* rclone failed: say why in our own words. */
 static void
 rc_explain(struct rc_flow *f, int code, struct worker_result *r)
 {
-	const char	*e = f->t.errbuf.data;
-	const char	*who = strcmp(f->backend, "onedrive") == 0 ?
-			    "Microsoft" : "Google";
-	int		 http = rc_token_status(e);
+	const char		*who = strcmp(f->backend, "onedrive") == 0 ?
+				    "Microsoft" : "Google";
+	enum rcout_failure	 why = rcout_failure(f->t.errbuf.data);
 
 	r->status = 502;
 	if (f->stuck)
@@ -390,31 +317,27 @@ rc_explain(struct rc_flow *f, int code, struct worker_result *r)
 		snprintf(r->sentence, sizeof(r->sentence), "rclone was stopped "
 		    "(signal %d) before the flow completed; start again.",
 		    code - 128);
-	else if (strstr(e, "address already in use") != NULL)
+	else if (why == RCOUT_FAIL_PORT_IN_USE)
 		snprintf(r->sentence, sizeof(r->sentence), "The OAuth callback "
 		    "port %d is in use by another program; free it and start "
 		    "again.", f->port ? f->port : 53682);
-	else if (http >= 500)
+	else if (why == RCOUT_FAIL_PROVIDER)
 		snprintf(r->sentence, sizeof(r->sentence), "%s failed while "
 		    "redeeming the authorization code (HTTP %d); start again "
-		    "later.", who, http);
-	else if (strstr(e, "failed to get token") != NULL && http == 0 &&
-	    (strstr(e, "dial tcp") != NULL || strstr(e, "proxyconnect") !=
-	    NULL || strstr(e, "Client.Timeout") != NULL))
+		    "later.", who, rcout_token_status(f->t.errbuf.data));
+	else if (why == RCOUT_FAIL_UNREACHABLE)
 		snprintf(r->sentence, sizeof(r->sentence), "%s could not be "
 		    "reached to redeem the authorization code; start again "
 		    "later.", who);
-	else if (strstr(e, "failed to get token") != NULL && http == 0)
-		/* No status: an answer that did not parse or held no
-		 * access token. */
+	else if (why == RCOUT_FAIL_UNREADABLE)
 		snprintf(r->sentence, sizeof(r->sentence), "%s answered the "
 		    "exchange of the authorization code with something rclone "
 		    "could not read; start again later.", who);
-	else if (strstr(e, "failed to get token") != NULL)
+	else if (why == RCOUT_FAIL_BAD_CODE)
 		snprintf(r->sentence, sizeof(r->sentence), "The provider did not "
 		    "accept the authorization code (it may have expired or "
 		    "been used already); start again.");
-	else if (strstr(e, "No code returned") != NULL)
+	else if (why == RCOUT_FAIL_REFUSED)
 		snprintf(r->sentence, sizeof(r->sentence), "The authorization "
 		    "was refused at the provider; start again.");
 	else

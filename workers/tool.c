@@ -185,23 +185,3 @@ tool_kill(struct tool *t)
 	explicit_bzero(t->outbuf.data, sizeof(t->outbuf.data));
 	explicit_bzero(t->errbuf.data, sizeof(t->errbuf.data));
 }
-
-/* Remove ANSI colour sequences (ESC [ digits ; m) in place. */
-void
-tool_strip_ansi(char *s)
-{
-	char *w = s;
-
-	while (*s != '\0') {
-		if (s[0] == '\x1b' && s[1] == '[') {
-			s += 2;
-			while ((*s >= '0' && *s <= '9') || *s == ';')
-				s++;
-			if (*s != '\0')
-				s++;
-			continue;
-		}
-		*w++ = *s++;
-	}
-	*w = '\0';
-}

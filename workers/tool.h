@@ -34,6 +34,5 @@ int tool_poll(struct tool *t, int extra, int timeout_ms);
 int tool_wait(struct tool *t);
 /* Kill, reap and wipe the buffers. */
 void tool_kill(struct tool *t);
-void tool_strip_ansi(char *s);
 
 #endif

@@ -18,18 +18,21 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "cd_limits.h"
 #include "ctcmp.h"
 #include "json.h"
 #include "log.h"
 #include "msg.h"
 #include "paste.h"
+#include "provider.h"
 #include "worker.h"
 
 #define VC_SCOPE	"openid email profile offline_access"
 
 struct vc_flow {
-	char	 client_id[256];
-	char	 client_secret[256];	/* "" for a public client */
+	char	 client_id[CD_OAUTH_CLIENT_MAX];
+	/* "" for a public client */
+	char	 client_secret[CD_OAUTH_CLIENT_MAX];
 	char	 state[64];
 	char	 verifier[64];
 	char	 verifier_id[40];
@@ -73,23 +76,6 @@ vc_challenge(const char *verifier, char *out, size_t outlen)
 	snprintf(out, outlen, "%.*s", len, enc);
 }
 
-/* Does the stored client match the configured redirect URI? */
-static int
-vc_client_usable(yajl_val client, const char *redirect)
-{
-	yajl_val uris = json_obj_get(client, "redirect_uris");
-
-	if (json_obj_str(client, "client_id") == NULL || !YAJL_IS_ARRAY(uris))
-		return 0;
-	for (size_t i = 0; i < uris->u.array.len; i++) {
-		const char *u = YAJL_GET_STRING(uris->u.array.values[i]);
-
-		if (u != NULL && strcmp(u, redirect) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 static char *
 vc_register_body(const char *redirect)
 {
@@ -129,44 +115,30 @@ vc_register(struct vc_flow *f, const char *redirect)
 	const char		*hdrs[] = { "Content-Type: application/json",
 				    "Accept: application/json", NULL };
 	struct curl_answer	 a;
-	char			 url[1100], err[64], sentence[256];
-	char			*body, *entry;
-	yajl_val		 v = NULL, uris;
-	const char		*id, *sec;
+	struct pv_answer	 pa;
+	char			 url[1100], sentence[256];
+	char			*body, *entry = NULL;
+	int			 rc;
 
 	snprintf(url, sizeof(url), "%s/login/oauth/register",
 	    conf->vercel_api_url);
 	if ((body = vc_register_body(redirect)) == NULL)
 		fatalx("out of memory");
-	if (curl_post(url, hdrs, body, &a) == 0 && (a.code == 200 ||
-	    a.code == 201) && a.body != NULL)
-		v = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
-		    sizeof(err));
+	rc = curl_post(url, hdrs, body, &a);
+	pa = (struct pv_answer){ a.code, rc == 0 ? a.body : NULL, a.len, NULL };
+	rc = pv_vercel_registered(&pa, redirect, f->client_id,
+	    sizeof(f->client_id), f->client_secret, sizeof(f->client_secret),
+	    &entry);
 	free(body);
 	curl_answer_free(&a);
-	if ((id = json_obj_str(v, "client_id")) == NULL || *id == '\0' ||
-	    strlen(id) >= sizeof(f->client_id)) {
-		if (v != NULL)
-			json_free_secret(v);
+	if (rc == -1) {
 		worker_fail(502, "Vercel did not register an OAuth client for "
 		    "connectord; try again later or set vercel_client_id.");
 		return -1;
 	}
-	sec = json_obj_str(v, "client_secret");
-	snprintf(f->client_id, sizeof(f->client_id), "%s", id);
-	snprintf(f->client_secret, sizeof(f->client_secret), "%s",
-	    sec ? sec : "");
-	/* Keep what Vercel returned, with the redirect we registered. */
-	if (!YAJL_IS_ARRAY(json_obj_get(v, "redirect_uris"))) {
-		if ((uris = json_new_arr()) == NULL ||
-		    json_arr_push(uris, json_new_str(redirect)) == -1 ||
-		    json_obj_set(v, "redirect_uris", uris) == -1)
-			fatalx("out of memory");
-	}
-	if ((entry = json_dump(v, 0, NULL)) == NULL)
-		fatalx("out of memory");
-	json_free_secret(v);
-	if (worker_vault_put("vercel_client", entry, NULL, sentence,
+	if (entry == NULL)
+		log_warnx("the registered client is too large to keep");
+	else if (worker_vault_put("vercel_client", entry, NULL, sentence,
 	    sizeof(sentence)) != 200)
 		log_warnx("the registered client could not be kept: %s",
 		    sentence);
@@ -186,7 +158,6 @@ vc_client(struct vc_flow *f, int register_ok)
 	const struct config	*conf = &worker.ci.conf;
 	char			*entry = NULL, sentence[256], err[64];
 	yajl_val		 c = NULL;
-	const char		*sec;
 
 	if (conf->vercel_client_id != NULL) {
 		snprintf(f->client_id, sizeof(f->client_id), "%s",
@@ -198,14 +169,10 @@ vc_client(struct vc_flow *f, int register_ok)
 		c = json_parse(entry, strlen(entry), CD_MSG_STR_MAX, err,
 		    sizeof(err));
 	msg_free_secret(entry);
-	if ((vc_client_usable(c, conf->vercel_redirect_uri) ||
+	if ((pv_vercel_client_usable(c, conf->vercel_redirect_uri) ||
 	    (!register_ok && json_obj_str(c, "client_id") != NULL)) &&
-	    strlen(json_obj_str(c, "client_id")) < sizeof(f->client_id)) {
-		sec = json_obj_str(c, "client_secret");
-		snprintf(f->client_id, sizeof(f->client_id), "%s",
-		    json_obj_str(c, "client_id"));
-		snprintf(f->client_secret, sizeof(f->client_secret), "%s",
-		    sec ? sec : "");
+	    pv_vercel_client(c, f->client_id, sizeof(f->client_id),
+	    f->client_secret, sizeof(f->client_secret)) == 0) {
 		json_free_secret(c);
 		return 0;
 	}
@@ -303,8 +270,11 @@ vc_exchange(struct vc_flow *f, const char *code, struct worker_result *r)
 			    "application/x-www-form-urlencoded",
 			    "Accept: application/json", NULL };
 	struct curl_answer a;
-	char		 url[1100], err[64], *form;
-	yajl_val	 v = NULL;
+	struct pv_answer pa;
+	struct pv_verdict v;
+	char		 url[1100], *form;
+	yajl_val	 tok = NULL;
+	int		 rc;
 
 	snprintf(url, sizeof(url), "%s/login/oauth/token",
 	    worker.ci.conf.vercel_api_url);
@@ -314,100 +284,48 @@ vc_exchange(struct vc_flow *f, const char *code, struct worker_result *r)
 		    "long.");
 		return NULL;
 	}
-	if (curl_post(url, hdrs, form, &a) == 0 && a.body != NULL)
-		v = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
-		    sizeof(err));
+	rc = curl_post(url, hdrs, form, &a);
 	msg_free_secret(form);
-	if (a.code == 200 && json_obj_str(v, "access_token") != NULL) {
-		curl_answer_free(&a);
-		return v;
-	}
-	r->status = a.code == 400 || a.code == 401 ? 422 : 502;
-	if (r->status == 422)
-		snprintf(r->sentence, sizeof(r->sentence), "Vercel did not "
-		    "accept the authorization code (expired, used already, or "
-		    "the PKCE check failed); start again.");
-	else if (a.code == 0)
+	memset(&v, 0, sizeof(v));
+	pa = (struct pv_answer){ a.code, rc == 0 ? a.body : NULL, a.len, NULL };
+	if (a.code == 0) {
+		r->status = 502;
 		snprintf(r->sentence, sizeof(r->sentence), "Vercel could not be "
 		    "reached (%s); try again later.", a.error);
-	else if (a.code == 200)
-		snprintf(r->sentence, sizeof(r->sentence), "Vercel's token "
-		    "endpoint answered HTTP 200 %s; try again later.", v == NULL ?
-		    "with something that is not JSON" : "without an access token");
-	else
-		snprintf(r->sentence, sizeof(r->sentence), "Vercel's token "
-		    "endpoint answered HTTP %ld; try again later.", a.code);
-	if (v != NULL)
-		json_free_secret(v);
+	} else if ((tok = pv_vercel_token(&pa, &v)) == NULL) {
+		r->status = v.status;
+		snprintf(r->sentence, sizeof(r->sentence), "%s", v.sentence);
+	}
 	curl_answer_free(&a);
-	return NULL;
+	return tok;
 }
 
-/* The account: OIDC userinfo, else /v2/user. malloc'd JSON or NULL. */
+/* The account: OIDC userinfo, else /v2/user (pv_vercel_account()).
+ * malloc'd JSON or NULL. */
 static char *
 vc_identity(const char *token)
 {
 	static const char *const paths[] = { "/login/oauth/userinfo",
 	    "/v2/user" };
 	struct curl_answer	 a;
-	char			 url[1100], auth[CD_SECRET_MAX + 64], err[64];
+	struct pv_answer	 pa;
+	char			 url[1100], auth[CD_SECRET_MAX + 64];
 	const char		*hdrs[] = { auth, "Accept: application/json",
 				    NULL };
 	char			*id = NULL;
-	yajl_val		 v;
 
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	for (size_t i = 0; i < 2 && id == NULL; i++) {
 		snprintf(url, sizeof(url), "%s%s",
 		    worker.ci.conf.vercel_api_url, paths[i]);
-		if (curl_get(url, hdrs, &a) == 0 && a.code == 200 &&
-		    a.body != NULL && (v = json_parse(a.body, a.len,
-		    CD_CURL_BODY_MAX, err, sizeof(err))) != NULL) {
-			/* An object that names an account; anything else
-			 * (an empty object, an error document) is not one. */
-			if (YAJL_IS_OBJECT(v) && (YAJL_IS_OBJECT(json_obj_get(v,
-			    "user")) || json_obj_str(v, "username") != NULL ||
-			    json_obj_str(v, "preferred_username") != NULL))
-				id = vercel_identity(v);
-			yajl_tree_free(v);
+		if (curl_get(url, hdrs, &a) == 0) {
+			pa = (struct pv_answer){ a.code, a.body, a.len, NULL };
+			id = pv_vercel_account(&pa);
 		}
 		curl_answer_free(&a);
 	}
 	explicit_bzero(auth, sizeof(auth));
 	return id;
-}
-
-static char *
-vc_entry(yajl_val tok, const char *ident)
-{
-	yajl_val	 e, id, exp = json_obj_get(tok, "expires_in");
-	const char	*rt = json_obj_str(tok, "refresh_token");
-	char		*out, err[64];
-	long long	 expires = YAJL_IS_INTEGER(exp) ? exp->u.number.i : 3600;
-
-	id = ident ? json_parse(ident, strlen(ident), CD_MSG_STR_MAX, err,
-	    sizeof(err)) : NULL;
-	if ((e = json_new_obj()) == NULL ||
-	    json_obj_set(e, "access_token",
-	    json_new_str(json_obj_str(tok, "access_token"))) == -1 ||
-	    json_obj_set(e, "refresh_token", rt ? json_new_str(rt) :
-	    json_new_null()) == -1 ||
-	    json_obj_set(e, "expires_at", json_new_int((long long)time(NULL) +
-	    expires)) == -1 ||
-	    json_obj_set(e, "token_type", json_new_str("Bearer")) == -1 ||
-	    json_obj_set(e, "auth_method", json_new_str("oauth")) == -1 ||
-	    json_obj_set(e, "username", json_new_str(json_obj_str(id,
-	    "username"))) == -1 ||
-	    json_obj_set(e, "name", json_new_str(json_obj_str(id,
-	    "name"))) == -1 ||
-	    json_obj_set(e, "email", json_new_str(json_obj_str(id,
-	    "email"))) == -1)
-		fatalx("out of memory");
-	out = json_dump(e, 0, NULL);
-	json_free_secret(e);
-	if (id != NULL)
-		yajl_tree_free(id);
-	return out;
 }
 
 void
@@ -441,10 +359,14 @@ vercel_run(uint32_t op)
 		    "account lookup (userinfo and /v2/user) with something "
 		    "unusable; start again later.");
 	} else if (tok != NULL) {
-		if ((entry = vc_entry(tok, r.identity)) == NULL)
-			fatalx("out of memory");
-		r.status = worker_vault_put("vercel", entry, r.identity,
-		    r.sentence, sizeof(r.sentence));
+		if ((entry = pv_vercel_oauth_entry(tok, r.identity,
+		    time(NULL))) == NULL) {
+			r.status = 502;
+			snprintf(r.sentence, sizeof(r.sentence), "Vercel's "
+			    "answer is too large to store; start again.");
+		} else
+			r.status = worker_vault_put("vercel", entry, r.identity,
+			    r.sentence, sizeof(r.sentence));
 		msg_free_secret(entry);
 	}
 	if (tok != NULL)
@@ -486,7 +408,9 @@ vc_refresh_post(struct vc_flow *f, const char *refresh, yajl_val *tok)
 			    "application/x-www-form-urlencoded",
 			    "Accept: application/json", NULL };
 	struct curl_answer a;
-	char		 url[1100], err[64], *form;
+	struct pv_answer pa;
+	struct pv_verdict v;
+	char		 url[1100], *form;
 	int		 rc;
 
 	*tok = NULL;
@@ -494,41 +418,18 @@ vc_refresh_post(struct vc_flow *f, const char *refresh, yajl_val *tok)
 	    worker.ci.conf.vercel_api_url);
 	if ((form = vc_refresh_form(f, refresh)) == NULL)
 		return 0;
-	if (curl_post(url, hdrs, form, &a) == 0 && a.code == 200 &&
-	    a.body != NULL)
-		*tok = json_parse(a.body, a.len, CD_CURL_BODY_MAX, err,
-		    sizeof(err));
+	rc = curl_post(url, hdrs, form, &a);
 	msg_free_secret(form);
-	rc = json_obj_str(*tok, "access_token") != NULL ? 1 :
-	    a.code == 400 || a.code == 401 ? 0 : -1;
+	memset(&v, 0, sizeof(v));
+	pa = (struct pv_answer){ a.code, rc == 0 ? a.body : NULL, a.len, NULL };
+	if (a.code == 0)
+		rc = -1;
+	else if ((*tok = pv_vercel_token(&pa, &v)) != NULL)
+		rc = 1;
+	else
+		rc = v.status == 422 ? 0 : -1;
 	curl_answer_free(&a);
-	if (rc != 1 && *tok != NULL) {
-		json_free_secret(*tok);
-		*tok = NULL;
-	}
 	return rc;
-}
-
-/* The refreshed entry: new tokens, the old refresh token if none came. */
-static char *
-vc_refreshed_entry(yajl_val old, yajl_val tok)
-{
-	yajl_val	 e, exp = json_obj_get(tok, "expires_in");
-	const char	*rt = json_obj_str(tok, "refresh_token");
-	long long	 expires = YAJL_IS_INTEGER(exp) ? exp->u.number.i : 3600;
-	char		*out;
-
-	if ((e = json_copy(old)) == NULL ||
-	    json_obj_set(e, "access_token",
-	    json_new_str(json_obj_str(tok, "access_token"))) == -1 ||
-	    (rt != NULL && json_obj_set(e, "refresh_token",
-	    json_new_str(rt)) == -1) ||
-	    json_obj_set(e, "expires_at", json_new_int((long long)time(NULL) +
-	    expires)) == -1)
-		fatalx("out of memory");
-	out = json_dump(e, 0, NULL);
-	json_free_secret(e);
-	return out;
 }
 
 /* Refresh with the stored refresh token; r gets the outcome. */
@@ -545,12 +446,17 @@ vc_refresh(struct vc_flow *f, yajl_val old, struct worker_result *r)
 	else
 		rc = vc_refresh_post(f, refresh, &tok);
 	if (rc == 1) {
-		if ((entry = vc_refreshed_entry(old, tok)) == NULL)
-			fatalx("out of memory");
+		entry = pv_vercel_refreshed(old, tok, time(NULL));
+		json_free_secret(tok);
+		if (entry == NULL) {
+			r->status = 502;
+			snprintf(r->sentence, sizeof(r->sentence), "Vercel's "
+			    "answer is too large to store; try again later.");
+			return;
+		}
 		r->status = worker_vault_put("vercel", entry, NULL, r->sentence,
 		    sizeof(r->sentence));
 		msg_free_secret(entry);
-		json_free_secret(tok);
 		return;
 	}
 	r->status = rc == 0 ? 422 : 502;
@@ -658,13 +564,10 @@ vercel_revoke_run(uint32_t op)
 		c = json_parse(entry, strlen(entry), CD_MSG_STR_MAX, err,
 		    sizeof(err));
 	msg_free_secret(entry);
-	if (json_obj_str(c, "client_id") != NULL &&
+	if (pv_vercel_client(c, f.client_id, sizeof(f.client_id),
+	    f.client_secret, sizeof(f.client_secret)) == 0 &&
 	    json_obj_str(c, "client_secret") != NULL &&
 	    json_obj_str(e, "access_token") != NULL) {
-		snprintf(f.client_id, sizeof(f.client_id), "%s",
-		    json_obj_str(c, "client_id"));
-		snprintf(f.client_secret, sizeof(f.client_secret), "%s",
-		    json_obj_str(c, "client_secret"));
 		/* The refresh token outlives the access token: revoke it
 		 * too; "revoked" reports the access token's fate. */
 		if (json_obj_str(e, "refresh_token") != NULL)

@@ -13,6 +13,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "cd_limits.h"
 #include "child.h"
 #include "msg.h"
 
@@ -28,7 +29,7 @@ extern struct worker worker;
 /* An outcome for http: status, sentence, identity JSON (may be NULL). */
 struct worker_result {
 	uint32_t	 status;
-	char		 sentence[512];
+	char		 sentence[CD_SENTENCE_MAX];
 	char		*identity;	/* malloc'd JSON object or NULL */
 };
 
@@ -51,9 +52,6 @@ void check_run(uint32_t op, const char *secret);
  * given auth_method. 0, or -1 with r filled. */
 int check_store(const char *connector, const char *secret,
     const char *method, struct worker_result *r);
-
-/* The Vercel account identity of a /v2/user or userinfo answer. */
-char *vercel_identity(yajl_val body);
 
 /* ghdevice.c: the GitHub device flow through the real gh. */
 void ghdevice_run(uint32_t op);

@@ -10,8 +10,11 @@
  *    msg_put_strn() of the strings must give back identical bytes, since
  *    the encoding has one form per value.
  * 3. As a raw SEQPACKET record handed to msg_recv(): it must either be
- *    refused (EPROTO, or EMSGSIZE over the cap) or come out as exactly
- *    the frame that was sent.
+ *    refused with EPROTO, or with EMSGSIZE exactly when it is over the
+ *    cap (the record longer than a header and cap bytes, or a header
+ *    length above cap), or come out as exactly the frame that was sent,
+ *    and msg_send() of what came out must put the same record back on
+ *    the wire.
  *
  * The payload is copied into a buffer of exactly its size so that ASan
  * sees any read past it.
@@ -151,6 +154,21 @@ strings_only(const uint8_t *data, size_t size)
 	msg_free(&m);
 }
 
+/* A frame that decoded must encode to the record it came from. */
+static void
+resend(const int sv[2], const struct msg *m, const uint8_t *data,
+    size_t size)
+{
+	static uint8_t	 back[CD_MSG_PAYLOAD_MAX + sizeof(struct msg_hdr) + 1];
+	ssize_t		 n;
+
+	if (msg_send(sv[1], m) == -1)
+		abort();
+	n = recv(sv[0], back, sizeof(back), MSG_DONTWAIT);
+	if (n != (ssize_t)size || memcmp(back, data, size) != 0)
+		abort();
+}
+
 static void
 raw_record(const uint8_t *data, size_t size)
 {
@@ -158,7 +176,7 @@ raw_record(const uint8_t *data, size_t size)
 	struct msg_hdr	 h;
 	struct msg	 m;
 	size_t		 cap;
-	int		 rc;
+	int		 rc, over;
 
 	/* An empty record reads as EOF and stays queued: leave it out. */
 	if (size == 0)
@@ -173,8 +191,18 @@ raw_record(const uint8_t *data, size_t size)
 	cap = (size_t)data[size - 1] * 8;
 	errno = 0;
 	rc = msg_recv(sv[1], &m, cap);
-	if (rc == -1 && (errno == EPROTO || errno == EMSGSIZE))
+	if (rc == -1) {
+		/* The header as far as it arrived, the rest as msg_init()
+		 * left it: a record cut short of len reads len as 0 bytes. */
+		memset(&h, 0, sizeof(h));
+		memcpy(&h, data, size < sizeof(h) ? size : sizeof(h));
+		over = size > sizeof(h) + cap || h.len > cap;
+		if (errno != EPROTO && errno != EMSGSIZE)
+			abort();
+		if ((errno == EMSGSIZE) != over)
+			abort();
 		return;
+	}
 	if (rc != 1 || size < sizeof(h))
 		abort();
 	memcpy(&h, data, sizeof(h));
@@ -183,6 +211,7 @@ raw_record(const uint8_t *data, size_t size)
 	    m.hdr.job != h.job || m.hdr.len != h.len || m.nfds != 0 ||
 	    (h.len > 0 && memcmp(m.data, data + sizeof(h), h.len) != 0))
 		abort();
+	resend(sv, &m, data, size);
 	msg_free(&m);
 }
 

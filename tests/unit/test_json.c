@@ -230,6 +230,18 @@ test_copy(void)
 	    "and finds the same value for them");
 	json_free_secret(c);
 	json_free_secret(v);
+
+	/* Set and delete act on every member of a duplicated key. */
+	v = parse("{\"b\":1,\"a\":2,\"b\":3,\"c\":4,\"b\":5}");
+	json_obj_set(v, "b", json_new_int(9));
+	is_str(dump(v), "{\"b\":9,\"a\":2,\"c\":4}",
+	    "set replaces the first duplicate and drops the rest");
+	json_free_secret(v);
+	v = parse("{\"b\":1,\"a\":2,\"b\":3}");
+	is_int(json_obj_del(v, "b"), 1, "delete of a duplicated key");
+	is_str(dump(v), "{\"a\":2}", "removes every member of that name");
+	ok(json_obj_get(v, "b") == NULL, "and none is found after");
+	json_free_secret(v);
 }
 
 static void

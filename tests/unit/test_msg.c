@@ -371,6 +371,14 @@ test_bad_frames(void)
 	send_frame(sv[0], &h, 8);
 	is_int(recv_errno(sv[1], &r, 4), EMSGSIZE, "len above cap is EMSGSIZE");
 	good_hdr(&h, 4);
+	send_frame(sv[0], &h, 5);
+	is_int(recv_errno(sv[1], &r, 4), EMSGSIZE,
+	    "a record one byte over the cap is EMSGSIZE, not EPROTO");
+	good_hdr(&h, 4);
+	send_frame(sv[0], &h, 6);
+	is_int(recv_errno(sv[1], &r, 4), EMSGSIZE,
+	    "a record two bytes over the cap is EMSGSIZE");
+	good_hdr(&h, 4);
 	send_frame(sv[0], &h, 4);
 	is_int(recv_errno(sv[1], &r, CAP), 0, "a good raw frame still passes");
 	close(sv[0]);

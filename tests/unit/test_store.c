@@ -413,6 +413,56 @@ out:
 	_exit(write(out, &r, sizeof(r)) == sizeof(r) ? 0 : 1);
 }
 
+/* The vault's rewrite of mcp-tokens.json: put, delete, and a text that
+ * indentation would grow past what store_read() takes back. */
+static void
+test_json_edit(void)
+{
+	yajl_val	 doc;
+	char		*out, *big;
+	size_t		 len, n = 0;
+
+	ok(store_json_parse("{\"a\":1}", 7, "t.json", &doc, err,
+	    sizeof(err)) == STORE_OK, "parse an object");
+	ok(store_json_edit(doc, "b", json_new_int(2), &out, &len, err,
+	    sizeof(err)) == STORE_OK && strcmp(out, "{\n  \"a\": 1,\n  "
+	    "\"b\": 2\n}\n") == 0 && len == strlen(out), "put appends");
+	free(out);
+	ok(store_json_edit(doc, "a", NULL, &out, &len, err, sizeof(err)) ==
+	    STORE_OK && strcmp(out, "{\n  \"b\": 2\n}\n") == 0, "delete");
+	free(out);
+	json_free_secret(doc);
+	ok(store_json_parse(" \n", 2, "t.json", &doc, err, sizeof(err)) ==
+	    STORE_OK && doc->u.object.len == 0, "white space is {}");
+	json_free_secret(doc);
+	ok(store_json_parse("[]", 2, "t.json", &doc, err, sizeof(err)) ==
+	    STORE_ERR_CORRUPT && doc == NULL && strstr(err, "t.json") != NULL,
+	    "an array is refused, naming the file");
+	/* 31 levels deep, each "1," of the innermost array becomes a line
+	 * of 64 bytes: far less than the limit compact, far more indented. */
+	if ((big = malloc(CD_STORE_FILE_MAX / 16)) == NULL)
+		abort();
+	n += (size_t)snprintf(big, 16, "{\"a\":");
+	for (int i = 0; i < 30; i++)
+		big[n++] = '[';
+	big[n++] = '[';
+	while (n < CD_STORE_FILE_MAX / 16 - 64) {
+		big[n++] = '1';
+		big[n++] = ',';
+	}
+	big[n++] = '1';
+	for (int i = 0; i < 31; i++)
+		big[n++] = ']';
+	big[n++] = '}';
+	ok(store_json_parse(big, n, "t.json", &doc, err, sizeof(err)) ==
+	    STORE_OK, "a deep file within the limit parses");
+	ok(store_json_edit(doc, "b", json_new_int(2), &out, &len, err,
+	    sizeof(err)) == STORE_ERR_TOO_LARGE && out == NULL,
+	    "a rewrite past CD_STORE_FILE_MAX is refused");
+	json_free_secret(doc);
+	free(big);
+}
+
 static void
 test_nospace(void)
 {
@@ -521,6 +571,7 @@ main(void)
 	test_write_replace();
 	test_commit_hook();
 	test_json_load();
+	test_json_edit();
 	test_symlink();
 	test_not_regular();
 	test_remove();
