@@ -1,0 +1,2 @@
+"use strict";
+document.getElementById("state").textContent = "The console is not built yet.";
