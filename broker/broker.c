@@ -49,6 +49,7 @@ struct broker	*broker;
 
 static void	 usage(void) __attribute__((noreturn));
 static void	 setproctitle_init(int argc, char **argv);
+static void	 broker_console_link(struct broker *b);
 
 static void
 usage(void)
@@ -412,6 +413,8 @@ main(int argc, char *argv[])
 	broker_resolve_users(&b);
 	broker_prepare_dirs(&b);
 	broker_api_token(&b);
+	if (b.foreground)
+		broker_console_link(&b);
 	for (size_t i = 0; i < b.conf.nlisten; i++) {
 		b.listen_fds[b.nlisten++] = broker_listen_one(b.conf.listen[i]);
 		log_info("listening on %s", b.conf.listen[i]);
@@ -433,6 +436,32 @@ main(int argc, char *argv[])
  * Let ps show "connectord: broker": argv and environ are contiguous, so
  * once environ is copied elsewhere their whole span may hold the title.
  */
+/*
+ * In the foreground (make run), print a one-time sign-in link for the web
+ * console on the terminal. Never through the log: without -d that is
+ * syslog, and the link is a credential until it is used.
+ */
+static void
+broker_console_link(struct broker *b)
+{
+	unsigned char	 r[32];
+	char		 hex[65];
+
+	if (b->api_token == NULL)
+		return;
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		fatalx("no randomness for the console link");
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	explicit_bzero(r, sizeof(r));
+	if ((b->console_link = strdup(hex)) == NULL)
+		fatal("strdup");
+	fprintf(stderr, "connectord: web console sign-in link (one use, "
+	    "within %d minutes):\n\n    %s/login?token=%s\n\n",
+	    CD_CONSOLE_LINK_TTL / 60, b->conf.public_url, hex);
+	explicit_bzero(hex, sizeof(hex));
+}
+
 static void
 setproctitle_init(int argc, char **argv)
 {

@@ -56,6 +56,9 @@ struct broker {
 	int		 listen_fds[CD_LISTEN_MAX];
 	size_t		 nlisten;
 	char		*api_token;	/* NULL when api_auth is none */
+	/* The console sign-in link printed at start, for the first http
+	 * only (a used link must not come back with a restarted http). */
+	char		*console_link;
 	int		 change_ids;	/* started as root */
 	uid_t		 svc_uid;	/* http and workers */
 	gid_t		 svc_gid;

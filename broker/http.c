@@ -651,15 +651,22 @@ main(int argc, char *argv[])
 {
 	struct sandbox	 sb;
 	struct msg	 m;
-	char		 err[512];
+	char		 err[512], *login;
 
 	(void)argc;
 	(void)argv;
 	log_set_role("http");
 	child_read_init(&http.ci);
+	/* extra: the API token, and after a newline the console's sign-in
+	 * link the broker printed at start (first http only). */
+	if ((login = strchr(http.ci.extra, '\n')) != NULL)
+		*login++ = '\0';
 	if (http.ci.extra[0] != '\0' &&
 	    (http.api_token = strdup(http.ci.extra)) == NULL)
 		fatal("strdup");
+	console_init(login);
+	if (login != NULL)
+		explicit_bzero(login, strlen(login));
 	http.vaultfd = -1;
 	TAILQ_INIT(&http.preqs);
 	session_init();

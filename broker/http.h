@@ -125,6 +125,22 @@ void preq_finish(struct preq *p);
 void preq_complete_public(struct preq *p, uint32_t status,
     const char *sentence, yajl_val ident);
 
+/* http_console.c: the web console's files, sign-in and cookie sessions */
+void console_init(const char *startup_link);
+/* Whether the request carries a live console cookie (and remember it for
+ * the handlers below). */
+int console_authenticate(struct evhttp_request *req);
+void console_authenticate_none(void);
+int console_signed_in(void);
+/* NULL, or why a cookie-authenticated request that changes something
+ * must be refused as cross-site. */
+const char *console_cross_site(struct evhttp_request *req);
+void console_asset(struct evhttp_request *req, const char *path);
+void console_login(struct evhttp_request *req);
+void console_session_info(struct evhttp_request *req);
+void console_link_mint(struct evhttp_request *req);
+void console_logout(struct evhttp_request *req);
+
 /* http_route.c */
 void http_route_cb(struct evhttp_request *req, void *arg);
 void http_reply(struct evhttp_request *req, int code, const char *json);

@@ -43,6 +43,7 @@ static void route_vc_exchange(struct evhttp_request *, char **);
 static void route_vc_callback(struct evhttp_request *, char **);
 static void route_gh_poll(struct evhttp_request *, char **);
 static void route_gh_cancel(struct evhttp_request *, char **);
+static void route_console_asset(struct evhttp_request *, char **);
 
 /* The router's name for libevent's method. */
 static enum route_method
@@ -101,6 +102,7 @@ http_reply(struct evhttp_request *req, int code, const char *json)
 	case 204: reason = "No Content"; break;
 	case 400: reason = "Bad Request"; break;
 	case 401: reason = "Unauthorized"; break;
+	case 403: reason = "Forbidden"; break;
 	case 404: reason = "Not Found"; break;
 	case 405: reason = "Method Not Allowed"; break;
 	case 409: reason = "Conflict"; break;
@@ -206,16 +208,26 @@ http_body_json(struct evhttp_request *req)
 	return v;
 }
 
+/*
+ * The API token in an Authorization header, or else the web console's
+ * cookie. A request that sends the header is judged by it alone.
+ */
 static int
 http_authorized(struct evhttp_request *req)
 {
 	const char *h;
 
-	if (http.api_token == NULL)
-		return 1;
 	h = evhttp_find_header(evhttp_request_get_input_headers(req),
 	    "Authorization");
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+	if (h == NULL)
+		(void)console_authenticate(req);
+	else
+		console_authenticate_none();
+	if (http.api_token == NULL)
+		return 1;
+	if (h == NULL)
+		return console_signed_in();
+	if (strncasecmp(h, "Bearer ", 7) != 0)
 		return 0;
 	h += 7;
 	while (*h == ' ')
@@ -247,6 +259,11 @@ http_dispatch(struct evhttp_request *req, enum route_id id, char **args)
 	case ROUTE_GH_START: route_gh_start(req, args); break;
 	case ROUTE_GH_POLL: route_gh_poll(req, args); break;
 	case ROUTE_GH_CANCEL: route_gh_cancel(req, args); break;
+	case ROUTE_CONSOLE_ASSET: route_console_asset(req, args); break;
+	case ROUTE_CONSOLE_LOGIN: console_login(req); break;
+	case ROUTE_CONSOLE_SESSION: console_session_info(req); break;
+	case ROUTE_CONSOLE_LINK: console_link_mint(req); break;
+	case ROUTE_CONSOLE_LOGOUT: console_logout(req); break;
 	}
 }
 
@@ -256,6 +273,7 @@ http_route_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
 	enum route_method	 m = http_method(evhttp_request_get_command(req));
 	struct route_match	 rm;
+	const char		*why;
 
 	(void)arg;
 	if (!route_find(uri ? evhttp_uri_get_path(uri) : NULL, m, &rm)) {
@@ -277,7 +295,25 @@ http_route_cb(struct evhttp_request *req, void *arg)
 		    "<state_dir>/api-token.");
 		return;
 	}
+	/* The console's cookie rides along on any request the browser
+	 * makes, so whatever changes state must prove it came from the
+	 * console's own page. */
+	if (!rm.route->public && m != ROUTE_GET && m != ROUTE_HEAD &&
+	    (why = console_cross_site(req)) != NULL) {
+		http_error(req, 403, "%s", why);
+		return;
+	}
 	http_dispatch(req, rm.route->id, rm.args);
+}
+
+/* The console's files by the path they are served at. */
+static void
+route_console_asset(struct evhttp_request *req, char **args)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+
+	(void)args;
+	console_asset(req, uri ? evhttp_uri_get_path(uri) : "/");
 }
 
 static void

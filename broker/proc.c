@@ -230,7 +230,7 @@ proc_start(struct role_proc *rp)
 {
 	int	 sv[2];
 	int	 is_http = rp == &broker->http;
-	char	 title[32];
+	char	 title[32], extra[256];
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
 		fatal("socketpair");
@@ -245,13 +245,27 @@ proc_start(struct role_proc *rp)
 	proc_linked = 0;
 	if (rp->backoff_ms == 0)
 		rp->backoff_ms = CD_RESTART_BACKOFF_MIN_MS;
-	if (proc_send_init(rp->ctl, "", "", "", is_http && broker->api_token ?
-	    broker->api_token : "", broker->change_ids,
+	if (is_http && broker->api_token != NULL) {
+		/* "<API token>[\n<console link>]": the link for the first
+		 * http only. */
+		snprintf(extra, sizeof(extra), "%s%s%s", broker->api_token,
+		    broker->console_link ? "\n" : "",
+		    broker->console_link ? broker->console_link : "");
+		if (broker->console_link != NULL) {
+			explicit_bzero(broker->console_link,
+			    strlen(broker->console_link));
+			free(broker->console_link);
+			broker->console_link = NULL;
+		}
+	} else
+		extra[0] = '\0';
+	if (proc_send_init(rp->ctl, "", "", "", extra, broker->change_ids,
 	    is_http ? broker->svc_uid : broker->vault_uid,
 	    is_http ? broker->svc_gid : broker->vault_gid,
 	    is_http ? broker->listen_fds : NULL,
 	    is_http ? broker->nlisten : 0) == -1)
 		log_warn("cannot send INIT to %s", rp->name);
+	explicit_bzero(extra, sizeof(extra));
 	rp->ev = event_new(broker->base, rp->ctl, EV_READ | EV_PERSIST,
 	    proc_ctl_cb, rp);
 	if (rp->ev == NULL || event_add(rp->ev, NULL) == -1)

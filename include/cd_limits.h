@@ -25,6 +25,15 @@
 /* Requests waiting for a worker or the vault at once. */
 #define CD_HTTP_PENDING_MAX 256
 
+/* Web console: unused one-time sign-in links kept at once (the oldest is
+ * dropped), and how long one stays valid. */
+#define CD_CONSOLE_LINKS_MAX 8
+#define CD_CONSOLE_LINK_TTL 600
+/* Signed-in browsers at once (the oldest is signed out), and how long a
+ * sign-in lasts (absolute, not renewed by use). */
+#define CD_CONSOLE_SESSIONS_MAX 16
+#define CD_CONSOLE_SESSION_TTL (12 * 3600)
+
 /* Deepest JSON nesting accepted from any peer or file. */
 #define CD_JSON_DEPTH_MAX 32
 /* Largest credential file (mcp-tokens.json, rclone.conf) the vault reads. */

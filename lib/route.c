@@ -16,6 +16,14 @@
 
 const struct route route_table[] = {
 	{ ROUTE_GET, "/healthz", 1, ROUTE_HEALTHZ },
+	/* The web console: its files, and the one-time sign-in link. */
+	{ ROUTE_GET, "/", 1, ROUTE_CONSOLE_ASSET },
+	{ ROUTE_GET, "/console.css", 1, ROUTE_CONSOLE_ASSET },
+	{ ROUTE_GET, "/console.js", 1, ROUTE_CONSOLE_ASSET },
+	{ ROUTE_GET, "/login", 1, ROUTE_CONSOLE_LOGIN },
+	{ ROUTE_GET, "/api/console/session", 0, ROUTE_CONSOLE_SESSION },
+	{ ROUTE_POST, "/api/console/login", 0, ROUTE_CONSOLE_LINK },
+	{ ROUTE_POST, "/api/console/logout", 0, ROUTE_CONSOLE_LOGOUT },
 	{ ROUTE_GET, "/.well-known/oauth-protected-resource", 1, ROUTE_PRM },
 	{ ROUTE_OPTIONS, "/.well-known/oauth-protected-resource", 1,
 	    ROUTE_PRM },
