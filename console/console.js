@@ -91,7 +91,11 @@ function accountName(user) {
   return handle || name || user.email || null;
 }
 
-const METHODS = { pat: 'personal access token', cli: 'GitHub sign-in', api_token: 'access token', oauth: 'Vercel sign-in' };
+// How a credential was saved (status's auth_method), for the account line.
+const METHODS = {
+  pat: 'with a personal access token', cli: 'through GitHub sign-in',
+  api_token: 'with an access token', oauth: 'through Vercel sign-in',
+};
 
 // ---------------------------------------------------------------------------
 // What every card has: a badge, an account line, a live region, a busy flag
@@ -409,9 +413,12 @@ class TokenCard extends Card {
     const who = accountName(st.user);
     const how = METHODS[st.auth_method];
     let line = '';
-    if (connected) line = who ? `Signed in as ${who}` : 'Connected';
-    else if (stored) line = `The stored credential failed: ${st.error}`;
-    if (line && how) line += ` (${how})`;
+    if (connected) {
+      line = who ? `Signed in as ${who}` : 'A working credential is saved';
+      line += how ? `, ${how}.` : '.';
+    } else if (stored) {
+      line = `The saved credential no longer works: ${st.error} Reconnect to check it again, save a new one, or disconnect.`;
+    }
     this.account.textContent = line;
     this.stored.hidden = !stored;
     this.connectBox.hidden = connected || !!this.flow;
