@@ -417,7 +417,9 @@ class TokenCard extends Card {
       line = who ? `Signed in as ${who}` : 'A working credential is saved';
       line += how ? `, ${how}.` : '.';
     } else if (stored) {
-      line = `The saved credential no longer works: ${st.error} Reconnect to check it again, save a new one, or disconnect.`;
+      // The reason, unless the live region shows that very sentence.
+      const why = this.live.textContent === st.error ? '.' : `: ${st.error}`;
+      line = `The saved credential no longer works${why} Reconnect to check it again, save a new one, or disconnect.`;
     }
     this.account.textContent = line;
     this.stored.hidden = !stored;
