@@ -65,7 +65,7 @@ async function api(path, method = 'GET', body = undefined) {
       ? data.error
       : `The request failed (HTTP ${res.status}).`;
     if (res.status === 401 && session.signedIn)
-      signedOut('Your session ended: ' + sentence);
+      signedOut('Your session has ended (it expired, you signed out, or connectord restarted).');
     throw new ApiError(res.status, sentence);
   }
   return data;
@@ -278,7 +278,10 @@ class RcloneCard extends Card {
           this.end(flow, 'The session expired or was cancelled; start again.', 'error');
           return;
         }
-        if (e.status === 0 || e.status >= 500) continue; // transient: keep polling
+        if (e.status === 0 || e.status >= 500) { // transient: keep polling
+          this.say(e.message + ' Still trying…', 'error');
+          continue;
+        }
         this.end(flow, e.message, 'error');
         return;
       }
@@ -526,7 +529,10 @@ class GithubCard extends TokenCard {
         s = await api(`${API}/github/cli/poll`, 'POST', { session_id: flow.id });
       } catch (e) {
         if (!this.current(flow)) return;
-        if (e.status === 0 || e.status >= 500) continue;
+        if (e.status === 0 || e.status >= 500) {
+          this.say(e.message + ' Still trying…', 'error');
+          continue;
+        }
         this.endDevice(flow, e.status === 404
           ? 'The sign-in session ended; start again.' : e.message, 'error');
         return;
@@ -627,7 +633,10 @@ class VercelCard extends TokenCard {
         st = await api(`${API}/vercel/status`);
       } catch (e) {
         if (!this.current(flow)) return;
-        if (e.status === 0 || e.status >= 500) continue;
+        if (e.status === 0 || e.status >= 500) {
+          this.say(e.message + ' Still trying…', 'error');
+          continue;
+        }
         this.endOauth(flow, e.message, 'error');
         return;
       }
@@ -662,6 +671,7 @@ class VercelCard extends TokenCard {
 // Signing in and out
 
 function signedOut(why) {
+  clearTimeout(expiryTimer);
   session.signedIn = false;
   session.csrf = null;
   for (const c of Object.values(cards)) {
@@ -677,14 +687,26 @@ function signedOut(why) {
   document.getElementById('signed-out').hidden = false;
 }
 
+let expiryTimer = null;
+
+// s: GET /api/console/session, or null when the API needs no sign-in.
 function signedIn(s) {
-  session.csrf = s.csrf;
-  session.expiresAt = Number(s.expires_at) || 0;
+  session.csrf = s ? s.csrf : null;
+  session.expiresAt = s ? Number(s.expires_at) || 0 : 0;
   session.signedIn = true;
   const note = document.getElementById('session-note');
-  note.textContent = session.expiresAt
-    ? 'Signed in until ' + new Date(session.expiresAt * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
-    : 'Signed in';
+  const until = new Date(session.expiresAt * 1000);
+  note.textContent = !s ? 'API authentication is off (api_auth = none)'
+    : session.expiresAt ? 'Signed in until ' + until.toLocaleString([], {
+      weekday: 'short', hour: '2-digit', minute: '2-digit' })
+      : 'Signed in';
+  clearTimeout(expiryTimer);
+  if (session.expiresAt) {
+    const ms = session.expiresAt * 1000 - Date.now();
+    if (ms > 0 && ms < 2 ** 31)
+      expiryTimer = setTimeout(() => signedOut('Your session has expired.'), ms);
+  }
+  document.getElementById('signout').hidden = !s;
   document.getElementById('loading').hidden = true;
   document.getElementById('signed-out').hidden = true;
   document.getElementById('who').hidden = false;
@@ -712,8 +734,19 @@ async function load() {
   try {
     s = await api('/api/console/session');
   } catch (e) {
-    signedOut(e.status === 401 ? '' : e.message);
-    return;
+    if (e.status === 401) {
+      signedOut('');
+      return;
+    }
+    // No cookie session but no 401 either: a daemon with api_auth = none
+    // answers the API to anyone, so the page needs no sign-in there.
+    try {
+      await api(API);
+      s = null;
+    } catch (e2) {
+      signedOut(e.message);
+      return;
+    }
   }
   signedIn(s);
 

@@ -13,7 +13,8 @@
 //
 // Environment: CONSOLE_BASE (http://127.0.0.1:<port>), CONSOLE_LINK (a
 // fresh one-time sign-in link), SHOT_DIR, MANUS_KEY, GH_PAT, GH_PAT_LOGIN,
-// GH_BAD, GH_DEVICE_LOGIN, CHROMIUM (default /usr/bin/chromium).
+// GH_BAD, GH_DEVICE_LOGIN, CONSOLE_OPEN_BASE (another daemon, with
+// api_auth = none), CHROMIUM (default /usr/bin/chromium).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,7 @@ const env = (k, d) => {
   return v;
 };
 const BASE = env('CONSOLE_BASE');
+const OPEN_BASE = env('CONSOLE_OPEN_BASE');   // a daemon with api_auth = none
 const LINK = env('CONSOLE_LINK');
 const SHOTS = env('SHOT_DIR');
 const MANUS_KEY = env('MANUS_KEY');
@@ -154,7 +156,8 @@ await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: 
 // Nothing the page loads leaves this machine; a provider's page is played
 // by the Python side (the fake), everything else is refused.
 const outside = [];
-await context.route((url) => !url.href.startsWith(BASE + '/') && url.protocol !== 'about:' && url.protocol !== 'data:',
+const ours = (href) => href.startsWith(BASE + '/') || href.startsWith(OPEN_BASE + '/');
+await context.route((url) => !ours(url.href) && url.protocol !== 'about:' && url.protocol !== 'data:',
   async (route) => {
     const url = route.request().url();
     const host = new URL(url).hostname;
@@ -471,6 +474,18 @@ await step('sign out', async () => {
   await page.reload();
   ok(await visible(page, '#signed-out'), 'a reload stays signed out');
   await shot(page, '15-signed-out-again');
+});
+
+await step('a daemon without API authentication', async () => {
+  const open = await context.newPage();
+  open.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  await open.goto(OPEN_BASE + '/');
+  await ready(open);
+  ok(await open.locator('#cards').isVisible(), 'with api_auth = none the cards show without a sign-in');
+  ok((await text(open, '#session-note')).includes('api_auth = none'), 'and the header says API authentication is off');
+  ok(await open.locator('#signout').isHidden(), 'with no Sign out button');
+  is((await text(open, role('manus', 'badge'))).trim(), 'Not connected', 'the cards read that daemon\'s state');
+  await open.close();
 });
 
 await step('the page kept its own rules', async () => {

@@ -3,7 +3,8 @@
 daemon, the real rclone and gh, the fake providers, and the page driven by
 playwright-core (tests/e2e/console.mjs) in Debian's /usr/bin/chromium.
 
-This file starts the fake and the daemon, mints a one-time sign-in link
+This file starts the fake and the daemon (and a second one with api_auth
+= none, whose console needs no sign-in), mints a one-time sign-in link
 with the API token, runs the browser script and relays its checks as TAP.
 The script asks this side to play the person at the providers (follow
 Google's authorize URL to the redirect a person would paste, approve a
@@ -62,9 +63,10 @@ GH_PAT_LOGIN, GH_DEVICE_LOGIN = "octo-console", "octo-device"
 
 
 class Scenario:
-    def __init__(self, fake, daemon):
+    def __init__(self, fake, daemon, open_daemon):
         self.fake = fake
         self.d = daemon
+        self.open = open_daemon
         self.base = "http://127.0.0.1:%d" % daemon.port
         self.secrets = {MANUS_KEY, GH_PAT, GH_BAD}
         self.asked = []
@@ -117,7 +119,11 @@ def scenario():
             d.start()
             fake.add_manus_key(MANUS_KEY)
             fake.add_github_pat(GH_PAT, GH_PAT_LOGIN, 4242, "Console Tester")
-            yield Scenario(fake, d)
+            with cdtest.Daemon(fake, overrides={"api_auth": "none"},
+                               start=False) as o:
+                o.read_api_token = lambda: None     # it writes none
+                o.start()
+                yield Scenario(fake, d, o)
         finally:
             d.stop()
 
@@ -154,6 +160,7 @@ def run_browser(s, link):
            if k.lower() not in ("http_proxy", "https_proxy", "all_proxy",
                                 "no_proxy")}
     env.update(CONSOLE_BASE=s.base, CONSOLE_LINK=link, SHOT_DIR=SHOT_DIR,
+               CONSOLE_OPEN_BASE="http://127.0.0.1:%d" % s.open.port,
                MANUS_KEY=MANUS_KEY, GH_PAT=GH_PAT, GH_BAD=GH_BAD,
                GH_PAT_LOGIN=GH_PAT_LOGIN, GH_DEVICE_LOGIN=GH_DEVICE_LOGIN,
                CHROMIUM=CHROMIUM, E2E_SLOW="3" if cdtest.SANITIZED else "1")
