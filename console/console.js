@@ -117,9 +117,24 @@ class Card {
     return this.el.querySelector(`[data-role="${role}"]`);
   }
 
+  // The card's live region; the same message again is not re-announced.
   say(text, kind = 'info') {
+    if (this.live.textContent === text && this.live.dataset.kind === kind) return;
     this.live.dataset.kind = kind;
     this.live.textContent = text;
+  }
+
+  // A poll met a daemon that did not answer: say so, and say what the
+  // flow waits for again once a poll gets through (flow.waiting).
+  troubled(flow, e) {
+    flow.troubled = true;
+    this.say(e.message + ' Still trying…', 'error');
+  }
+
+  recovered(flow) {
+    if (!flow.troubled) return;
+    flow.troubled = false;
+    if (flow.waiting) this.say(flow.waiting);
   }
 
   fail(err) {
@@ -279,18 +294,19 @@ class RcloneCard extends Card {
           return;
         }
         if (e.status === 0 || e.status >= 500) { // transient: keep polling
-          this.say(e.message + ' Still trying…', 'error');
+          this.troubled(flow, e);
           continue;
         }
         this.end(flow, e.message, 'error');
         return;
       }
       if (!this.current(flow)) return;
+      this.recovered(flow);
       if (s.status === 'pending') {
-        this.say('Waiting for rclone to give the sign-in link…');
+        flow.waiting = 'Waiting for rclone to give the sign-in link…';
+        this.say(flow.waiting);
       } else if (s.status === 'awaiting_oauth') {
         if (!flow.linkShown) this.showLink(flow, s.auth_url);
-        else if (flow.submitted) this.say('Code submitted; rclone is finishing…');
       } else if (s.status === 'completed') {
         this.end(flow, `Connected: the remote "${s.remote_name || flow.remote}" is ready.`, 'ok');
         await this.refreshQuietly();
@@ -313,7 +329,8 @@ class RcloneCard extends Card {
     this.link.href = href;
     this.linkWrap.hidden = false;
     this.pasteForm.hidden = false;
-    this.say('Open the sign-in page, allow access, then paste the address you end on.');
+    flow.waiting = 'Open the sign-in page, allow access, then paste the address you end on.';
+    this.say(flow.waiting);
     this.link.focus();
   }
 
@@ -340,7 +357,8 @@ class RcloneCard extends Card {
     if (!this.current(flow)) return;
     flow.submitted = true;
     this.pasteForm.hidden = true;
-    this.say('Code submitted; rclone is finishing…');
+    flow.waiting = 'Code submitted; rclone is finishing…';
+    this.say(flow.waiting);
     this.q('cancel').focus();
   }
 
@@ -514,7 +532,8 @@ class GithubCard extends TokenCard {
     this.connectBox.hidden = true;
     this.flowBox.hidden = false;
     const mins = Math.round((Number(r.expires_in) || 900) / 60);
-    this.say(`Waiting for you to enter the code at GitHub (it is valid for ${mins} minutes)…`);
+    flow.waiting = `Waiting for you to enter the code at GitHub (it is valid for ${mins} minutes)…`;
+    this.say(flow.waiting);
     this.q('copy').focus();
     const every = Number(r.interval) > 0 ? Number(r.interval) : GH_POLL_DEFAULT_S;
     this.pollDevice(flow, every * 1000);
@@ -530,7 +549,7 @@ class GithubCard extends TokenCard {
       } catch (e) {
         if (!this.current(flow)) return;
         if (e.status === 0 || e.status >= 500) {
-          this.say(e.message + ' Still trying…', 'error');
+          this.troubled(flow, e);
           continue;
         }
         this.endDevice(flow, e.status === 404
@@ -538,6 +557,7 @@ class GithubCard extends TokenCard {
         return;
       }
       if (!this.current(flow)) return;
+      this.recovered(flow);
       if (s.status === 'pending') continue;
       if (s.status === 'approved') {
         const who = accountName(s.user);
@@ -618,7 +638,8 @@ class VercelCard extends TokenCard {
     // noopener: Vercel's page gets no handle on this one; the card learns
     // of the end from the stored state.
     window.open(href, '_blank', 'noopener,noreferrer');
-    this.say('Waiting for you to finish at Vercel…');
+    flow.waiting = 'Waiting for you to finish at Vercel…';
+    this.say(flow.waiting);
     this.authLink.focus();
     this.pollStatus(flow);
   }
@@ -634,13 +655,14 @@ class VercelCard extends TokenCard {
       } catch (e) {
         if (!this.current(flow)) return;
         if (e.status === 0 || e.status >= 500) {
-          this.say(e.message + ' Still trying…', 'error');
+          this.troubled(flow, e);
           continue;
         }
         this.endOauth(flow, e.message, 'error');
         return;
       }
       if (!this.current(flow)) return;
+      this.recovered(flow);
       if (st.connected) {
         this.endOauth(flow, (accountName(st.user) ? `Connected as ${accountName(st.user)}.` : 'Connected.'), 'ok');
         this.show(st);
