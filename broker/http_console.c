@@ -42,8 +42,9 @@
 	"form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 struct console_secret {
-	char	 value[CONSOLE_SECRET_HEX + 1];	/* "" when the slot is free */
-	time_t	 expires;
+	char		 value[CONSOLE_SECRET_HEX + 1];	/* "" when free */
+	time_t		 expires;
+	unsigned long	 made;		/* order of making: the oldest goes */
 };
 
 struct console_sess {
@@ -55,6 +56,7 @@ static struct console_secret	links[CD_CONSOLE_LINKS_MAX];
 static struct console_sess	sessions[CD_CONSOLE_SESSIONS_MAX];
 /* The session of the request being dispatched, when it came by cookie. */
 static struct console_sess	*current;
+static unsigned long		 console_made;
 
 static void
 console_random_hex(char *out)
@@ -81,7 +83,7 @@ console_forget(struct console_secret *s)
 	s->expires = 0;
 }
 
-/* A free or expired slot, else the one that expires first. */
+/* A free or expired slot, else the oldest. */
 static size_t
 console_slot(struct console_secret *const *slots, size_t n, time_t now)
 {
@@ -90,7 +92,7 @@ console_slot(struct console_secret *const *slots, size_t n, time_t now)
 	for (size_t i = 0; i < n; i++) {
 		if (!console_live(slots[i], now))
 			return i;
-		if (slots[i]->expires < slots[best]->expires)
+		if (slots[i]->made < slots[best]->made)
 			best = i;
 	}
 	return best;
@@ -112,6 +114,7 @@ console_link_add(const char *value, char *out)
 	else
 		console_random_hex(l->value);
 	l->expires = now + CD_CONSOLE_LINK_TTL;
+	l->made = ++console_made;
 	if (out != NULL)
 		memcpy(out, l->value, sizeof(l->value));
 }
@@ -317,6 +320,7 @@ console_login(struct evhttp_request *req)
 	console_random_hex(s->id.value);
 	console_random_hex(s->csrf);
 	s->id.expires = now + CD_CONSOLE_SESSION_TTL;
+	s->id.made = ++console_made;
 	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; HttpOnly; "
 	    "SameSite=Strict; Max-Age=%d", CONSOLE_COOKIE, s->id.value,
 	    CD_CONSOLE_SESSION_TTL);

@@ -197,7 +197,12 @@ def completes(fake, backend):
            "%s: the fake redirects to %s with the state and a code"
            % (backend, b["redirect"]))
         status, _, body = forward(pasted)
-        is_(status, 200, "%s: rclone's callback answers 200" % backend)
+        # rclone hands the code to its main goroutine and may shut its
+        # server down before the page is written (seen under ASan load):
+        # the worker ignores this answer for that reason, and rclone's
+        # exit status, checked next, is what counts.
+        ok(status in (200, None), "%s: rclone's callback answers 200 or "
+           "closes once it has the code (%r)" % (backend, status))
         rc = a.wait()
         if not is_(rc, 0, "%s: rclone authorize exits 0" % backend):
             diag(a.stderr())
