@@ -382,6 +382,16 @@ await step('Drive name already in use, and cancel', async () => {
   await page.fill('#gdrive-name', 'spare');
   await page.press('#gdrive-name', 'Enter');
   ok(await visible(page, role('gdrive', 'auth-link'), T(30000)), 'another flow reaches awaiting_oauth');
+
+  // OneDrive meanwhile: the callback port is held, the API says so.
+  const busy = page.waitForResponse((x) => x.url().endsWith('/api/connectors/onedrive/remotes') && x.request().method() === 'POST');
+  await page.fill('#onedrive-name', 'work');
+  await page.press('#onedrive-name', 'Enter');
+  const busyRes = await busy;
+  is(busyRes.status(), 409, 'OneDrive while the Drive flow holds port 53682: 409');
+  ok(await waitText(page, role('onedrive', 'live'), (await busyRes.json()).error), 'the OneDrive card shows the API\'s sentence');
+  ok(await page.locator(role('onedrive', 'start-form')).isVisible(), 'and keeps its name field for a later try');
+  await shot(page, '10b-onedrive-port-busy', card('onedrive'));
   const cancelled = page.waitForResponse((x) => x.url().endsWith('/cancel'));
   await page.click(`${role('gdrive', 'flow')} [data-role="cancel"]`);
   is((await cancelled).status(), 200, 'Cancel ends it at the API (200)');

@@ -44,7 +44,7 @@ SHOTS = ["01-signed-out", "02-all-disconnected", "03-manus-connected",
          "04-error-shown", "05-github-connected-token",
          "06-github-device-code", "07-github-connected",
          "08-drive-awaiting-paste", "09-drive-paste-refused",
-         "10-drive-completed", "11-vercel-waiting", "12-vercel-connected",
+         "10-drive-completed", "10b-onedrive-port-busy", "11-vercel-waiting", "12-vercel-connected",
          "13-phone-width", "14-manus-needs-attention",
          "15-signed-out-again"]
 ALNUM = string.ascii_letters + string.digits
