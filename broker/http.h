@@ -132,8 +132,9 @@ void console_init(const char *startup_link);
 int console_authenticate(struct evhttp_request *req);
 void console_authenticate_none(void);
 int console_signed_in(void);
-/* NULL, or why a cookie-authenticated request that changes something
- * must be refused as cross-site. */
+/* NULL, or why a request that changes something must be refused as
+ * cross-site (another Origin or site; for a cookie session, no CSRF
+ * token). */
 const char *console_cross_site(struct evhttp_request *req);
 void console_asset(struct evhttp_request *req, const char *path);
 void console_login(struct evhttp_request *req);

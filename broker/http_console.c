@@ -174,6 +174,16 @@ console_authenticate(struct evhttp_request *req)
 	return found != NULL;
 }
 
+/*
+ * Whether a request that changes something came from another site. A
+ * browser says where a request comes from (Origin, Sec-Fetch-Site); a
+ * program such as curl sends neither. This holds for every client,
+ * signed in or not, and matters most with api_auth = none, where a form
+ * on any web page could otherwise post to the API from the operator's
+ * browser. ui_origin, the configured web UI, may call the API across
+ * origins. A cookie session must also prove, with its CSRF token, that
+ * the request came from the console's own page.
+ */
 const char *
 console_cross_site(struct evhttp_request *req)
 {
@@ -182,20 +192,24 @@ console_cross_site(struct evhttp_request *req)
 	const char		*origin = evhttp_find_header(in, "Origin");
 	const char		*site = evhttp_find_header(in, "Sec-Fetch-Site");
 	const char		*host = evhttp_find_header(in, "Host");
+	const char		*ui = http.ci.conf.ui_origin;
 	char			 self[300];
+	int			 from_ui;
 
-	if (current == NULL)
-		return NULL;
+	from_ui = current == NULL && origin != NULL && ui != NULL &&
+	    strcmp(origin, ui) == 0;
 	if (site != NULL && strcmp(site, "same-origin") != 0 &&
-	    strcmp(site, "none") != 0)
+	    strcmp(site, "none") != 0 && !from_ui)
 		return "This request came from another site and was refused.";
-	if (origin != NULL) {
+	if (origin != NULL && !from_ui) {
 		snprintf(self, sizeof(self), "http://%s", host ? host : "");
 		if (strcmp(origin, self) != 0 &&
 		    strcmp(origin, http.ci.conf.public_url) != 0)
 			return "This request came from another origin and was "
 			    "refused.";
 	}
+	if (current == NULL)
+		return NULL;
 	if (tok == NULL || !ct_streq(tok, current->csrf))
 		return "The console's CSRF token is missing or wrong: reload "
 		    "the page and try again.";

@@ -295,9 +295,9 @@ http_route_cb(struct evhttp_request *req, void *arg)
 		    "<state_dir>/api-token.");
 		return;
 	}
-	/* The console's cookie rides along on any request the browser
-	 * makes, so whatever changes state must prove it came from the
-	 * console's own page. */
+	/* A browser's request from another site must not change anything
+	 * (with api_auth = none, or riding on the console's cookie); the
+	 * console's own page proves itself with its CSRF token. */
 	if (!rm.route->public && m != ROUTE_GET && m != ROUTE_HEAD &&
 	    (why = console_cross_site(req)) != NULL) {
 		http_error(req, 403, "%s", why);

@@ -267,9 +267,57 @@ def scenario():
         yield fake, d
 
 
+def cross_site_without_auth(fx):
+    """api_auth = none: a browser on another site could post a form to the
+    API. Requests that change something and say they come from another
+    origin or site are refused; a program (no Origin) and the configured
+    ui_origin are not."""
+    fake, _ = fx
+    ui = "http://ui.example:3000"
+    d = cdtest.Daemon(fake, overrides={"api_auth": "none", "ui_origin": ui})
+    try:
+        before = d.tokens_bytes()
+        key = "manus_" + secrets.token_hex(16)
+        fake.add_manus_key(key)
+        body = json.dumps({"token": key})
+        for what, hdrs in (
+                ("a form from another origin",
+                 {"Origin": "http://evil.example",
+                  "Content-Type": "text/plain"}),
+                ("Sec-Fetch-Site: cross-site",
+                 {"Sec-Fetch-Site": "cross-site"}),
+                ("Sec-Fetch-Site: same-site (another port)",
+                 {"Sec-Fetch-Site": "same-site",
+                  "Origin": "http://127.0.0.1:1"})):
+            st, _, _ = req(d, "POST", "/api/connectors/manus/token", hdrs,
+                           body)
+            is_(st, 403, "api_auth none, %s: 403" % what)
+            st, _, _ = req(d, "POST", "/api/connectors/manus/disconnect",
+                           hdrs, "{}")
+            is_(st, 403, "api_auth none, %s: disconnect 403" % what)
+        is_(d.tokens_bytes(), before, "api_auth none: nothing changed")
+        st, _, _ = req(d, "POST", "/api/connectors/manus/token",
+                       {"Origin": ui, "Sec-Fetch-Site": "cross-site"}, body)
+        is_(st, 200, "api_auth none: the configured ui_origin may post")
+        st, _, _ = req(d, "POST", "/api/connectors/manus/token", {}, body)
+        is_(st, 200, "api_auth none: a program (no Origin) may post")
+    finally:
+        d.stop()
+
+
+def bearer_from_another_origin(fx):
+    _, d = fx
+    st, _, _ = req(d, "POST", "/api/connectors/manus/disconnect",
+                   {"Authorization": "Bearer " + d.token,
+                    "Origin": "http://evil.example"}, "{}")
+    is_(st, 403, "even with the bearer, a browser request from another "
+        "origin is refused")
+
+
 def main():
     cdtest.run([files_and_headers, startup_link, minted_links,
-                cookie_session, bounded, http_restart, no_secret_in_log],
+                cookie_session, bounded, http_restart, no_secret_in_log,
+                cross_site_without_auth, bearer_from_another_origin],
                fixture=scenario)
 
 

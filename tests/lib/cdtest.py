@@ -649,9 +649,13 @@ class Daemon:
         self.token = self.read_api_token()
 
     def read_api_token(self):
-        with open(os.path.join(self.state_dir, "api-token"),
-                  encoding="utf-8") as f:
-            return f.read().strip()
+        """The API token, or None when there is none (api_auth = none)."""
+        try:
+            with open(os.path.join(self.state_dir, "api-token"),
+                      encoding="utf-8") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
 
     def healthy(self):
         """True when GET /healthz answers 200 {"ok": true}."""
