@@ -10,7 +10,7 @@ set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libevent-dev
 libcurl4-openssl-dev libyajl-dev libseccomp-dev libssl-dev rclone gh"
 if [ "${1:-}" = test ]; then
-	pkgs="$pkgs python3 openssl curl iproute2 strace"
+	pkgs="$pkgs python3 openssl curl iproute2 strace mandoc man-db"
 fi
 if [ "${1:-}" = bench ]; then
 	pkgs="$pkgs python3 wrk openssl"
