@@ -505,6 +505,32 @@ class Service:
                  "-c", SANDBOX, "sh", self.dir, self.sock_path, " ".join(rw)]
                 + priv + ["--"] + inner)
 
+    def env(self):
+        """systemd's environment: PATH and nothing else, but for the
+        sanitizers' settings in an instrumented build, whose reports go
+        to files here since a detached daemon's stderr is /dev/null."""
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        if cdtest.SANITIZED:
+            self.san_dir = os.path.join(self.dir, "sanitizer")
+            os.makedirs(self.san_dir, exist_ok=True)
+            os.chmod(self.san_dir, 0o1777)
+            for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+                env[k] = "%s:log_path=%s/%s" % (
+                    os.environ.get(k, ""), self.san_dir, k[:-8].lower())
+        return env
+
+    def sanitizer_reports(self):
+        if not cdtest.SANITIZED:
+            return
+        text = ""
+        for path in glob.glob(os.path.join(self.san_dir, "*")):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text += f.read()
+        ok("ERROR: AddressSanitizer" not in text and
+           "runtime error:" not in text, "no sanitizer report")
+        if text:
+            diag(text[:3000])
+
     def start(self):
         for d in self.svc.get("RuntimeDirectory", []):
             os.makedirs("/run/" + d, mode=0o755, exist_ok=True)
@@ -516,8 +542,7 @@ class Service:
                 os.write(2, b"cdtest: PR_SET_MDWE refused\n")
         _live.append(self)
         r = subprocess.run(self.argv(), capture_output=True, text=True,
-                           timeout=60, preexec_fn=preexec,
-                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                           timeout=60, preexec_fn=preexec, env=self.env())
         self.start_rc, self.start_out = r.returncode, r.stdout + r.stderr
         # Orphaned by its parent's exit, the detached broker is ours: this
         # process is their subreaper, as systemd is for a service.
@@ -654,6 +679,7 @@ def run_service(t, fake, s):
     ok(cdtest.wait_for(lambda: not [p for ps in roles.values() for p in ps
                                     if cdtest.alive(p)], 5),
        "no role outlives it")
+    s.sanitizer_reports()
     check_syslog(s, debug=False)
 
 
@@ -767,6 +793,7 @@ def verbose_logs(t):
             status = s.terminate()
             ok(status is not None and os.WIFEXITED(status) and
                os.WEXITSTATUS(status) == 0, "and stops with status 0")
+            s.sanitizer_reports()
             check_syslog(s, debug=True)
         finally:
             s.stop()
