@@ -205,9 +205,21 @@ broker_api_token(struct broker *b)
 }
 
 /*
+ * Where the role executables are looked for, in order: beside the broker
+ * (the build tree), at the installed libexec directory relative to the
+ * broker (an installed tree, also when moved or run from a DESTDIR
+ * staging copy), and at the installed libexec directory itself.
+ */
+#ifndef CD_ROLES_RELDIR
+#define CD_ROLES_RELDIR "../libexec/connectord"
+#endif
+#ifndef CD_ROLES_DIR
+#define CD_ROLES_DIR "/usr/local/libexec/connectord"
+#endif
+
+/*
  * Open the role executables now, so that an upgrade of the files on disk
- * never mixes versions in one running daemon. They live beside the
- * broker (build tree) or in ../libexec/connectord (installed).
+ * never mixes versions in one running daemon.
  */
 static void
 broker_open_roles(struct broker *b)
@@ -216,7 +228,7 @@ broker_open_roles(struct broker *b)
 		"connectord-http", "connectord-vault", "connectord-worker",
 	};
 	int	*fds[] = { &b->exe_http, &b->exe_vault, &b->exe_worker };
-	char	 self[PATH_MAX], path[PATH_MAX + 64], *slash;
+	char	 self[PATH_MAX], path[2 * PATH_MAX], *slash;
 	ssize_t	 n;
 
 	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0)
@@ -225,16 +237,19 @@ broker_open_roles(struct broker *b)
 	if ((slash = strrchr(self, '/')) != NULL)
 		*slash = '\0';
 	for (size_t i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", self, names[i]);
-		*fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-		if (*fds[i] == -1) {
-			snprintf(path, sizeof(path),
-			    "%s/../libexec/connectord/%s", self, names[i]);
+		const char *const dirs[] = { self, self, CD_ROLES_DIR };
+		const char *const subs[] = { "", "/" CD_ROLES_RELDIR, "" };
+
+		*fds[i] = -1;
+		for (size_t d = 0; d < 3 && *fds[i] == -1; d++) {
+			snprintf(path, sizeof(path), "%s%s/%s", dirs[d],
+			    subs[d], names[i]);
 			*fds[i] = open(path, O_RDONLY | O_CLOEXEC);
 		}
 		if (*fds[i] == -1)
-			fatal("cannot find %s beside %s or in "
-			    "../libexec/connectord", names[i], self);
+			fatal("cannot find %s beside %s, in %s/%s or in %s",
+			    names[i], self, self, CD_ROLES_RELDIR,
+			    CD_ROLES_DIR);
 	}
 }
 

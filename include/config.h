@@ -12,7 +12,13 @@
 
 #include "cd_limits.h"
 
+/*
+ * The file read when -f is not given, if it exists: meson defines it as
+ * <sysconfdir>/connectord/connectord.conf of the build's prefix.
+ */
+#ifndef CONFIG_DEFAULT_PATH
 #define CONFIG_DEFAULT_PATH "/etc/connectord/connectord.conf"
+#endif
 /* Name of the dedicated unprivileged user when none is configured. */
 #define CONFIG_DEFAULT_USER "_connectord"
 

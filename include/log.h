@@ -1,17 +1,23 @@
 /*
  * Logging for every role. Lines carry the role and the function name:
- * "vault: store_write: rename: Permission denied". Nothing secret may be
- * passed to these functions; callers log message types and lengths, never
- * payloads.
+ * "vault: store_write: rename: Permission denied" on stderr; in syslog the
+ * role is the ident: "connectord-vault[pid]: store_write: rename: ...".
+ * Nothing secret may be passed to these functions; callers log message
+ * types and lengths, never payloads.
  */
 #ifndef CD_LOG_H
 #define CD_LOG_H
 
 #include <stdarg.h>
 
-/* Start logging: to stderr when foreground, else to syslog. */
+/*
+ * Start logging: to stderr when foreground, else to syslog (facility
+ * daemon). verbose 0 logs warnings and information, 1 or more (-v, -vv)
+ * adds debug lines. The role must be set first.
+ */
 void log_init(int foreground, int verbose);
-/* Name the role that prefixes every line ("broker", "http", ...). */
+/* Name the role ("broker", "http", "worker gdrive"): the prefix of every
+ * line on stderr, the syslog ident ("connectord-http"). */
 void log_set_role(const char *role);
 int log_get_verbose(void);
 

@@ -1,8 +1,9 @@
 /*
  * Privilege drop and syscall filters, in the fixed order of SECURITY.md:
- * (resources already acquired by the caller) -> chroot -> setgroups,
- * setresgid, setresuid and a check that the old ids cannot be regained ->
- * capabilities dropped -> non-dumpable, resource limits -> no-new-privs ->
+ * (resources already acquired by the caller) -> chroot -> capability
+ * bounding set emptied (needs CAP_SETPCAP, so while still uid 0) ->
+ * setgroups, setresgid, setresuid and a check that the old ids cannot be
+ * regained -> every capability set emptied -> non-dumpable, resource limits -> no-new-privs ->
  * seccomp. Every step fails closed: sandbox_enter() returns -1 and the
  * caller exits.
  */

@@ -1,6 +1,10 @@
 /*
  * Logging shared by every role: stderr in the foreground (-d), syslog
- * otherwise, each line prefixed with the role and the calling function.
+ * otherwise. On stderr each line is prefixed with the time, the role and
+ * the calling function; in syslog the role is the ident
+ * ("connectord-http[pid]: function: message"), so that syslog filters and
+ * journalctl -t can pick one role, and a worker's connector leads the
+ * message ("connectord-worker[pid]: gdrive: function: message").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,24 +15,44 @@
 
 #include "log.h"
 
+/* The syslog ident prefix; the role's first word follows a '-'. */
+#define LOG_IDENT_PREFIX "connectord"
+
 static int	 log_foreground = 1;
 static int	 log_verbose;
-static char	 log_role[32] = "connectord";
+static char	 log_role[32] = LOG_IDENT_PREFIX;
+/* openlog() keeps this pointer: it must outlive every syslog() call. */
+static char	 log_ident[48] = LOG_IDENT_PREFIX;
+/* What of the role does not fit in the ident ("gdrive"), else "". */
+static char	 log_detail[32];
 
 void
 log_init(int foreground, int verbose)
 {
 	log_foreground = foreground;
 	log_verbose = verbose;
+	/* LOG_NDELAY: connect to /dev/log now, before a chroot hides it and
+	 * a seccomp filter forbids socket(). */
 	if (!foreground)
-		openlog("connectord", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	tzset();
 }
 
+/*
+ * "http" gives the ident "connectord-http"; "worker gdrive" gives
+ * "connectord-worker" and the detail "gdrive", since a syslog tag is one
+ * word. Called before log_init() by every role, and by nobody after.
+ */
 void
 log_set_role(const char *role)
 {
+	size_t	 len = strcspn(role, " ");
+
 	snprintf(log_role, sizeof(log_role), "%s", role);
+	snprintf(log_ident, sizeof(log_ident), "%s-%.*s", LOG_IDENT_PREFIX,
+	    (int)len, role);
+	snprintf(log_detail, sizeof(log_detail), "%s",
+	    role[len] != '\0' ? role + len + 1 : "");
 }
 
 int
@@ -58,7 +82,8 @@ log_vwrite(int pri, const char *func, const char *fmt, va_list ap,
 		    suffix ? ": " : "", suffix ? suffix : "");
 		fflush(stderr);
 	} else
-		syslog(pri, "%s: %s: %s%s%s", log_role, func, msg,
+		syslog(pri, "%s%s%s: %s%s%s", log_detail,
+		    log_detail[0] != '\0' ? ": " : "", func, msg,
 		    suffix ? ": " : "", suffix ? suffix : "");
 	errno = saved;
 }

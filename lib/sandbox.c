@@ -273,21 +273,41 @@ sandbox_ids(const struct sandbox *sb, char *err, size_t errlen)
 	return 0;
 }
 
-/* Empty every capability set and the bounding set. A vault that stays
- * uid 0 (a workspace owned by root) thus keeps no power beyond the
- * ownership of root's files. */
+/*
+ * Empty the capability bounding set, so that nothing the process or its
+ * descendants execute can ever hold a capability again. This needs
+ * CAP_SETPCAP, which a process loses with its uid 0: it runs before the
+ * uid change. A capability that cannot be dropped fails the start rather
+ * than being left behind (a bounding set without CAP_SETPCAP, such as a
+ * service unit that forgot it, cannot be emptied).
+ */
+static int
+sandbox_bounding(char *err, size_t errlen)
+{
+	for (int c = 0; c <= CAP_LAST_CAP; c++) {
+		/* EINVAL: a capability this kernel does not know. */
+		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 1)
+			continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1) {
+			snprintf(err, errlen, "cannot drop capability %d from "
+			    "the bounding set (the broker needs CAP_SETPCAP): "
+			    "%s", c, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Empty every capability set. A vault that stays uid 0 (a workspace
+ * owned by root) thus keeps no power beyond the ownership of root's
+ * files; for any other uid the change of uid has emptied them already,
+ * and this makes sure (the ambient set goes with the permitted one). */
 static int
 sandbox_caps(char *err, size_t errlen)
 {
 	struct __user_cap_header_struct	 hdr;
 	struct __user_cap_data_struct	 data[2];
 
-	for (int c = 0; c <= CAP_LAST_CAP; c++)
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1 && errno != EINVAL &&
-		    errno != EPERM) {
-			snprintf(err, errlen, "cannot drop capability %d", c);
-			return -1;
-		}
 	memset(&hdr, 0, sizeof(hdr));
 	memset(data, 0, sizeof(data));
 	hdr.version = _LINUX_CAPABILITY_VERSION_3;
@@ -344,6 +364,8 @@ sandbox_enter(const struct sandbox *sb, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (sb->change_ids && sandbox_bounding(err, errlen) == -1)
+		return -1;
 	if (sb->change_ids && sandbox_ids(sb, err, errlen) == -1)
 		return -1;
 	if (sb->change_ids && sandbox_caps(err, errlen) == -1)

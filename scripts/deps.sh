@@ -12,7 +12,7 @@ pkgs="meson ninja-build pkg-config gcc libc6-dev libevent-dev
 libcurl4-openssl-dev libyajl-dev libseccomp-dev libssl-dev rclone gh"
 if [ "${1:-}" = test ]; then
 	# chromium, node and npm: the web console's browser tests.
-	pkgs="$pkgs python3 openssl curl iproute2 strace chromium nodejs"
+	pkgs="$pkgs python3 openssl curl iproute2 strace mandoc man-db chromium nodejs"
 	# NodeSource's nodejs brings npm itself and conflicts with Debian's
 	# npm package: ask for that one only when there is no npm at all.
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"

@@ -88,6 +88,15 @@ def check_ids(role, status, uid, gid):
 def check_sandbox(role, pid, status):
     is_(status.get("Seccomp"), "2", "%s: seccomp filter mode" % role)
     is_(status.get("NoNewPrivs"), "1", "%s: no_new_privs" % role)
+    # Every capability set empty, the bounding set included: dropping the
+    # bounding set needs CAP_SETPCAP, so it must happen before the uid
+    # change, and nothing the role executes can ever regain a capability.
+    caps = {k: status.get(k) for k in ("CapInh", "CapPrm", "CapEff",
+                                       "CapBnd", "CapAmb")}
+    if not ok(all(v is not None and int(v, 16) == 0 for v in caps.values()),
+              "%s: every capability set empty, bounding set included"
+              % role):
+        diag("%r" % caps)
     # A non-dumpable process's /proc files belong to root, whatever its uid.
     owner = os.stat("/proc/%d/environ" % pid).st_uid
     ok(owner == 0 and status.get("Uid", "0").split()[0] != "0",
