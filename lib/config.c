@@ -1047,7 +1047,9 @@ config_key_equal(const struct config *a, const struct config *b, size_t i)
 	case CONFIG_STORE_STR:
 		sa = config_str_get(a, key);
 		sb = config_str_get(b, key);
-		return sa == NULL || sb == NULL ? sa == sb : strcmp(sa, sb) == 0;
+		if (sa == NULL || sb == NULL)
+			return sa == sb;
+		return strcmp(sa, sb) == 0;
 	}
 	return 0;
 }
