@@ -117,6 +117,10 @@ ssize_t config_serialize(const struct config *conf, char *buf, size_t len);
 int config_load_buf(struct config *conf, const char *name, const char *buf,
     size_t len, char *err, size_t errlen);
 
+/* A deep copy of src into dst (uninitialised). 0, or -1 with err set. */
+int config_copy(struct config *dst, const struct config *src, char *err,
+    size_t errlen);
+
 /* Whether a new value of key takes effect on a reload (SIGHUP). */
 int config_key_reloadable(const char *key);
 

@@ -28,8 +28,8 @@ config_key_reloadable(const char *key)
 }
 
 /* A deep copy, through the serialised form that every child reads. */
-static int
-config_dup(struct config *dst, const struct config *src, char *err,
+int
+config_copy(struct config *dst, const struct config *src, char *err,
     size_t errlen)
 {
 	char	*buf;
@@ -62,9 +62,9 @@ config_reload(struct config *running, struct config *loaded,
 	char		 kept[CD_CONF_LINE_MAX];
 	size_t		 i, ntaken = 0, taken[CONFIG_NKEYS];
 
-	if (config_dup(&nrun, running, err, errlen) == -1)
+	if (config_copy(&nrun, running, err, errlen) == -1)
 		return -1;
-	if (config_dup(&nload, loaded, err, errlen) == -1) {
+	if (config_copy(&nload, loaded, err, errlen) == -1) {
 		config_free(&nrun);
 		return -1;
 	}
