@@ -20,7 +20,8 @@ no restart and no lost request.
   starts with LOG_REOPENED; `connectorctl audit verify ipc.log.1 ipc.log`
   and `... ipc.log.1` alone exit 0, ipc.log alone exits 0 with a note;
   an edit in ipc.log.1 is detected across the series, even in its last
-  line, which no check of that file alone can see.
+  line, which no check of that file alone can see;
+- a new http, after a crash, writes the same access log file.
 """
 
 import contextlib
@@ -369,8 +370,25 @@ def ipc_log_rotated(fx):
     is_(fx.roles(), fx.pids, "http and the vault were never restarted")
 
 
+def access_log_after_http_restart(fx):
+    """A new http (after a crash) gets the access log from the broker at
+    its start, not only on SIGHUP."""
+    d = fx.d
+    http = d.pid_of("http")
+    os.kill(http, signal.SIGKILL)
+    ok(d.wait_role("http", not_pid=http, timeout=10) and
+       d.wait_healthy(10), "a new http runs")
+    before = len(read_lines(fx.access))
+    for _ in range(5):
+        d.api("GET", STATUS)
+    got = read_lines(fx.access)[before:]
+    is_(sum(1 for x in got if x.split()[2] == STATUS), 5,
+        "its requests are in the access log file")
+
+
 if __name__ == "__main__":
     cdtest.run([reload_under_load, access_log_rotated_under_load,
                 reloadable_keys_take_effect, fixed_keys_are_kept,
-                broken_file_keeps_everything, ipc_log_rotated],
+                broken_file_keeps_everything, ipc_log_rotated,
+                access_log_after_http_restart],
                fixture=scenario)
