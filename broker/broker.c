@@ -9,6 +9,9 @@
  * lifecycle state (job ids, deadlines) and never parses HTTP, provider
  * JSON or tool output, and never sees a credential.
  *
+ * SIGHUP reads the configuration again and reopens the IPC log and the
+ * access log (reload.c).
+ *
  * Peers and what it accepts: from http MSG_READY, MSG_SPAWN_REQ,
  * MSG_JOB_CANCEL; from the vault MSG_READY; from a worker MSG_READY.
  * Anything else ends the child that sent it; the broker carries on.
@@ -60,7 +63,7 @@ usage(void)
 }
 
 /* Load the file, the -o overrides and check the result. */
-static int
+int
 broker_load_config(struct config *conf, const char *file, char **opts,
     size_t nopts, char *err, size_t errlen)
 {
@@ -322,6 +325,10 @@ broker_signal_cb(evutil_socket_t sig, short ev, void *arg)
 		proc_kill(&broker->http, NULL);
 		proc_kill(&broker->vault, NULL);
 		break;
+	case SIGHUP:
+		if (!broker->shutting_down)
+			reload_run(broker);
+		return;
 	case SIGCHLD:
 		break;
 	default:
@@ -364,7 +371,7 @@ broker_shutdown_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 broker_loop(struct broker *b)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGCHLD };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGCHLD, SIGHUP };
 	struct event	*ev;
 	char		 err[256];
 
@@ -376,7 +383,6 @@ broker_loop(struct broker *b)
 			fatalx("cannot watch signal %d", sigs[i]);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
 	if (sandbox_seccomp(SANDBOX_BROKER, err, sizeof(err)) == -1 ||
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatalx("%s", err);
@@ -424,6 +430,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "configuration OK\n");
 		return 0;
 	}
+	reload_init(&b, file, opts, nopts);
 	setproctitle_init(argc, argv);
 	broker_resolve_users(&b);
 	broker_prepare_dirs(&b);

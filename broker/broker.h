@@ -1,7 +1,8 @@
 /*
  * The broker's state, shared by its files: broker.c (start, signals,
- * shutdown), proc.c (the long-lived http and vault children) and jobs.c
- * (one short-lived worker per flow or validation job).
+ * shutdown), proc.c (the long-lived http and vault children), jobs.c
+ * (one short-lived worker per flow or validation job) and reload.c
+ * (SIGHUP: the configuration read again, the logs reopened).
  */
 #ifndef CD_BROKER_H
 #define CD_BROKER_H
@@ -49,6 +50,10 @@ struct job {
 
 struct broker {
 	struct config	 conf;
+	/* The configuration as read, before any path in it was resolved:
+	 * what a re-read file is compared with on SIGHUP. */
+	struct config	 conf_loaded;
+	int		 access_fd;	/* access_log, open for http; or -1 */
 	struct event_base *base;
 	int		 exe_http;	/* role executables, for execveat */
 	int		 exe_vault;
@@ -75,6 +80,20 @@ struct broker {
 };
 
 extern struct broker *broker;
+
+/* broker.c: read the file (or the default one) and -o overrides, check. */
+int broker_load_config(struct config *conf, const char *file, char **opts,
+    size_t nopts, char *err, size_t errlen);
+
+/* reload.c */
+/* Remember how the configuration was read (before anything in b->conf
+ * is resolved) and open the access log. */
+void reload_init(struct broker *b, const char *file, char **opts,
+    size_t nopts);
+/* SIGHUP. */
+void reload_run(struct broker *b);
+/* Pass the access log (or none) to http; at each start of http. */
+void reload_access_send(void);
 
 /* proc.c */
 void proc_start(struct role_proc *rp);

@@ -12,13 +12,18 @@
  *
  * Peers and what it accepts:
  *   broker: MSG_SPAWN_ANS (with the worker's channel), MSG_JOB_EXIT,
- *           MSG_VAULT_CHANNEL.
+ *           MSG_VAULT_CHANNEL, MSG_ACCESS_LOG (the access log file, at
+ *           start and on SIGHUP), MSG_CONFIG (the configuration re-read
+ *           on SIGHUP; sessions and pending requests carry on).
  *   vault:  MSG_META_PUSH, MSG_DELETE_ANS.
  *   worker: MSG_JOB_PROGRESS, MSG_JOB_RESULT.
  * Anything else is a protocol violation and ends this process; the
  * broker restarts it.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +39,8 @@
 struct http_state http;
 
 static const uint16_t permit_broker[] = {
-	MSG_SPAWN_ANS, MSG_JOB_EXIT, MSG_VAULT_CHANNEL,
+	MSG_SPAWN_ANS, MSG_JOB_EXIT, MSG_VAULT_CHANNEL, MSG_ACCESS_LOG,
+	MSG_CONFIG,
 };
 static const uint16_t permit_vault[] = {
 	MSG_META_PUSH, MSG_DELETE_ANS,
@@ -592,6 +598,35 @@ http_vault_cb(evutil_socket_t fd, short ev, void *arg)
 	msg_free(&m);
 }
 
+/* The access log the broker opened (or none): lines go there from now. */
+static void
+http_access_log_fd(struct msg *m)
+{
+	struct stat	 st;
+	uint32_t	 on;
+	int		 fd = -1, fl;
+
+	if (msg_get_u32(m, &on) == -1 || (on && msg_get_fd(m, &fd) == -1) ||
+	    msg_get_end(m) == -1)
+		http_violation("broker", "malformed ACCESS_LOG");
+	if (fd != -1 && (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (fl = fcntl(fd, F_GETFL)) == -1 || (fl & O_ACCMODE) == O_RDONLY ||
+	    !(fl & O_APPEND)))
+		http_violation("broker", "ACCESS_LOG with a descriptor that is "
+		    "not a file open for appending");
+	http_access_set(fd);
+}
+
+/* Keys are read where they are used, so a new value holds from the next
+ * request or flow on; what is in flight keeps what it started with. */
+static void
+http_take_config(struct msg *m)
+{
+	if (child_take_config(&http.ci, m) == -1)
+		http_violation("broker", "malformed CONFIG");
+	log_debug("configuration reloaded");
+}
+
 static void
 http_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -602,7 +637,7 @@ http_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)ev;
 	(void)arg;
-	rc = msg_recv_permit(fd, &m, 4096, &permit, &why);
+	rc = msg_recv_permit(fd, &m, CD_MSG_CTL_MAX, &permit, &why);
 	if (rc == MSG_RECV_AGAIN)
 		return;
 	if (rc == MSG_RECV_EOF)
@@ -618,6 +653,12 @@ http_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 		break;
 	case MSG_VAULT_CHANNEL:
 		http_vault_channel(&m);
+		break;
+	case MSG_ACCESS_LOG:
+		http_access_log_fd(&m);
+		break;
+	case MSG_CONFIG:
+		http_take_config(&m);
 		break;
 	default:
 		http_violation("broker", msg_type_name(m.hdr.type));

@@ -159,6 +159,16 @@ void http_error(struct evhttp_request *req, int code, const char *fmt, ...)
 yajl_val http_body_json(struct evhttp_request *req);
 void http_access_log(struct evhttp_request *req, int code);
 
+/* http_access.c: the access log file passed by the broker. */
+/* Note the start of a request being routed (for its duration). */
+void http_access_begin(struct evhttp_request *req);
+/* Use fd (a file open for appending), or -1 for the daemon log. */
+void http_access_set(int fd);
+/* Write one line to the access log; -1 when there is none or the write
+ * failed, and the caller logs the line to the daemon log instead. */
+int http_access_write(struct evhttp_request *req, const char *method,
+    const char *path, int code);
+
 /* Hand a preq's worker channel over to a new session and free the preq
  * (its request must have been answered). */
 struct session *preq_to_session(struct preq *p, const char *prefix);

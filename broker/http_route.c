@@ -4,7 +4,9 @@
  * another method gets 405 and an Allow header, a path that matches none
  * gets 404. Every answer is JSON (an error is {"error": "<sentence>"}),
  * and the access log names the method, the path without its query
- * string, the status and the time taken, never a header or a body.
+ * string, the status and the time taken, never a header or a body: in
+ * the access log file when one is configured (http_access.c), else in the
+ * daemon log.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -68,6 +70,7 @@ http_access_log(struct evhttp_request *req, int code)
 {
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
 	const char		*path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char		*method;
 	char			 safe[128];
 	size_t			 i;
 
@@ -77,9 +80,11 @@ http_access_log(struct evhttp_request *req, int code)
 	    i++)
 		safe[i] = path[i] > 0x20 && path[i] < 0x7f ? path[i] : '?';
 	safe[i] = '\0';
-	log_info("%s %s %d",
-	    route_method_name(http_method(evhttp_request_get_command(req))),
-	    safe, code);
+	method = route_method_name(http_method(
+	    evhttp_request_get_command(req)));
+	if (http_access_write(req, method, safe, code) == 0)
+		return;
+	log_info("%s %s %d", method, safe, code);
 }
 
 void
@@ -276,6 +281,7 @@ http_route_cb(struct evhttp_request *req, void *arg)
 	const char		*why;
 
 	(void)arg;
+	http_access_begin(req);
 	if (!route_find(uri ? evhttp_uri_get_path(uri) : NULL, m, &rm)) {
 		if (rm.allow[0] == '\0') {
 			http_error(req, 404, "There is no such path in the API.");

@@ -266,6 +266,8 @@ proc_start(struct role_proc *rp)
 	    is_http ? broker->nlisten : 0) == -1)
 		log_warn("cannot send INIT to %s", rp->name);
 	explicit_bzero(extra, sizeof(extra));
+	if (is_http)
+		reload_access_send();
 	rp->ev = event_new(broker->base, rp->ctl, EV_READ | EV_PERSIST,
 	    proc_ctl_cb, rp);
 	if (rp->ev == NULL || event_add(rp->ev, NULL) == -1)

@@ -9,7 +9,9 @@
  *
  * Peers and what it accepts:
  *   broker: MSG_GRANT (with the worker's channel), MSG_GRANT_END,
- *           MSG_HTTP_CHANNEL.
+ *           MSG_HTTP_CHANNEL, and on SIGHUP MSG_CONFIG (the re-read
+ *           configuration) and MSG_LOG_REOPEN (follow a rotated IPC log;
+ *           the hash chain continues in the new file).
  *   http:   MSG_META_REQ, MSG_DELETE_REQ. http never receives a secret:
  *           it gets metadata pushes (connected or not, identity, errors).
  *   worker: MSG_CRED_PUT_REQ, MSG_CRED_GET_REQ, MSG_CRED_MARK_REQ, each
@@ -45,7 +47,7 @@
 struct vault	 vault;
 
 static const uint16_t permit_broker[] = {
-	MSG_GRANT, MSG_GRANT_END, MSG_HTTP_CHANNEL,
+	MSG_GRANT, MSG_GRANT_END, MSG_HTTP_CHANNEL, MSG_CONFIG, MSG_LOG_REOPEN,
 };
 static const uint16_t permit_http[] = {
 	MSG_META_REQ, MSG_DELETE_REQ,
@@ -154,7 +156,7 @@ vault_acquire(void *arg, char *err, size_t errlen)
 	    vault_open_dir(conf->home, &vault.homefd, err, errlen) == -1 ||
 	    vault_load_key(err, errlen) == -1)
 		return -1;
-	vault.audit = audit_open(vault.statefd, "ipc.log", vault.key,
+	vault.audit = audit_open(vault.statefd, IPC_LOG_FILE, vault.key,
 	    sizeof(vault.key), err, errlen);
 	if (vault.audit == NULL)
 		return -1;
@@ -237,6 +239,44 @@ vault_take_http(struct msg *m)
 	vault_meta_push();
 }
 
+/*
+ * logrotate renamed ipc.log and the broker passed on its SIGHUP. A reopen
+ * that cannot complete leaves the old file in use: the chain goes on
+ * there, and the next SIGHUP tries again.
+ */
+static void
+vault_log_reopen(struct msg *m)
+{
+	char	 err[512];
+	int	 rotated;
+
+	if (msg_get_end(m) == -1)
+		vault_violation("broker", "malformed LOG_REOPEN");
+	if (audit_reopen(vault.audit, vault.statefd, IPC_LOG_FILE, &rotated,
+	    err, sizeof(err)) == -1)
+		log_warnx("cannot reopen the IPC log: %s; the file already "
+		    "open stays in use", err);
+	else if (rotated)
+		log_info("reopened %s: the hash chain continues in the new "
+		    "file", IPC_LOG_FILE);
+	else
+		log_debug("%s was not rotated; nothing to reopen",
+		    IPC_LOG_FILE);
+}
+
+/*
+ * The vault acts on no key that may change at run time (its directories
+ * and the log were opened at start), but keeps its copy current so that
+ * nothing it reads is staler than what the broker runs with.
+ */
+static void
+vault_take_config(struct msg *m)
+{
+	if (child_take_config(&vault.ci, m) == -1)
+		vault_violation("broker", "malformed CONFIG");
+	log_debug("configuration reloaded");
+}
+
 static void
 vault_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -247,7 +287,7 @@ vault_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)ev;
 	(void)arg;
-	rc = msg_recv_permit(fd, &m, 4096, &permit, &why);
+	rc = msg_recv_permit(fd, &m, CD_MSG_CTL_MAX, &permit, &why);
 	if (rc == MSG_RECV_AGAIN)
 		return;
 	if (rc == MSG_RECV_EOF)
@@ -265,6 +305,12 @@ vault_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 		break;
 	case MSG_HTTP_CHANNEL:
 		vault_take_http(&m);
+		break;
+	case MSG_CONFIG:
+		vault_take_config(&m);
+		break;
+	case MSG_LOG_REOPEN:
+		vault_log_reopen(&m);
 		break;
 	default:
 		vault_violation("broker", msg_type_name(m.hdr.type));

@@ -24,6 +24,7 @@
 #define STATUS_FILE	"status.json"
 #define XO_DIR		".xo-cowork"
 #define GITHUB_FILE	"github_token.json"
+#define IPC_LOG_FILE	"ipc.log"
 
 /* What one worker may do, registered by the broker with its channel. */
 struct grant {

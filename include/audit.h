@@ -12,6 +12,12 @@
  * "prev" of the first line of a log is 64 '0' characters; of every other
  * line it is the lowercase hex SHA-256 of the previous line's bytes without
  * its newline. "seq" starts at 1 and grows by one per line.
+ *
+ * Rotation: once the log has been renamed away, audit_reopen() starts the
+ * new file with a line of type "LOG_REOPENED" whose seq and prev continue
+ * the chain of the old file, so that a rotated series (ipc.log.2,
+ * ipc.log.1, ipc.log) is one chain that audit_verify_next() checks file
+ * by file, in order.
  */
 #ifndef CD_AUDIT_H
 #define CD_AUDIT_H
@@ -23,6 +29,10 @@
 #define AUDIT_KEY_LEN 32
 #define AUDIT_FP_MAX 4
 #define AUDIT_LINE_MAX 4096
+/* A SHA-256 in lowercase hex, as "prev" holds it. */
+#define AUDIT_HASH_HEX 64
+/* The type of the first line of a file that continues a rotated log. */
+#define AUDIT_TYPE_REOPENED "LOG_REOPENED"
 
 struct audit;
 
@@ -65,15 +75,51 @@ int audit_append(struct audit *a, const struct audit_rec *rec);
 
 void audit_close(struct audit *a);
 
+/*
+ * Reopen the log at dirfd/name after it was renamed away (logrotate's
+ * "rename, then SIGHUP"). When name is still the open file, nothing
+ * happens (*rotated = 0). Otherwise name must be absent (it is created
+ * 0600) or an empty regular file (logrotate's "create"): its first line,
+ * of type AUDIT_TYPE_REOPENED, continues the seq and prev kept in memory,
+ * and only then is the old file let go (*rotated = 1). On any failure the
+ * old file stays open and in use, and -1 comes back with a sentence in
+ * err: a rotation that cannot be completed must not cost a line.
+ */
+int audit_reopen(struct audit *a, int dirfd, const char *name, int *rotated,
+    char *err, size_t errlen);
+
 /* Lowercase hex HMAC-SHA256 of data, first 16 bytes (32 hex chars). */
 void audit_fingerprint(const uint8_t *key, size_t keylen, const void *data,
     size_t len, char out[33]);
 
 /*
- * Verify a log read from fd. Returns 0 when every line is intact, 1 when a
- * line is broken (its 1-based number in *bad_line and a sentence in msg),
- * -1 on read error. *nlines gets the number of lines checked.
+ * Where the chain stands after the files verified so far: what the first
+ * line of the next file must continue.
  */
+struct audit_chain {
+	unsigned long long seq;		/* of the last line; 0: no line yet */
+	char		 prev[AUDIT_HASH_HEX + 1];	/* its SHA-256 */
+	/* The first line seen had seq > 1: the series continues a file that
+	 * was not given (rotated away). It is accepted only when that line
+	 * is the AUDIT_TYPE_REOPENED line a rotation writes; first_seq is
+	 * its seq. */
+	int		 continued;
+	unsigned long long first_seq;
+};
+
+void audit_chain_init(struct audit_chain *c);
+
+/*
+ * Verify one file of a series read from fd, its first line continuing the
+ * chain c (a fresh chain for the first file), and leave c at its last
+ * intact line. Returns 0 when every line is intact, 1 when a line is
+ * broken (its 1-based number within this file in *bad_line and a sentence
+ * in msg), -1 on read error. *nlines gets the number of intact lines.
+ */
+int audit_verify_next(int fd, struct audit_chain *c, unsigned long *nlines,
+    unsigned long *bad_line, char *msg, size_t msglen);
+
+/* audit_verify_next() of one file on a fresh chain. */
 int audit_verify_fd(int fd, unsigned long *nlines, unsigned long *bad_line,
     char *msg, size_t msglen);
 

@@ -49,6 +49,9 @@
 #define CD_MSG_PAYLOAD_MAX (256 * 1024)
 /* IPC: largest string inside a payload. */
 #define CD_MSG_STR_MAX (192 * 1024)
+/* IPC: largest frame http and the vault take from the broker once they
+ * run (a MSG_CONFIG holds the whole configuration, well under this). */
+#define CD_MSG_CTL_MAX (64 * 1024)
 /* IPC: most descriptors passed with one message. */
 #define CD_MSG_FDS_MAX 8
 

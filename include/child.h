@@ -37,6 +37,14 @@ struct child_init {
 void child_read_init(struct child_init *ci);
 void child_free_init(struct child_init *ci);
 
+struct msg;
+/*
+ * Replace ci->conf with the configuration a MSG_CONFIG carries (the broker
+ * re-read its file on SIGHUP). 0, or -1 when the message is malformed or
+ * its configuration does not parse, with ci->conf unchanged.
+ */
+int child_take_config(struct child_init *ci, struct msg *m);
+
 struct event_base;
 /* End the event loop on SIGTERM or SIGINT, so the role exits 0. */
 void child_stop_on_term(struct event_base *base);

@@ -28,7 +28,7 @@ enum config_auth {
 };
 
 /* Number of keys in the key table of config.c (checked at compile time). */
-#define CONFIG_NKEYS 24
+#define CONFIG_NKEYS 25
 
 /*
  * Where a key got its value, so that config_check() can name the line to
@@ -69,6 +69,9 @@ struct config {
 	char	*manus_api_url;
 	char	*public_url;
 	char	*ui_origin;	/* NULL: none */
+	/* NULL: access lines go to the daemon log; else the file the broker
+	 * opens (O_APPEND, 0640) and hands to http, reopened on SIGHUP. */
+	char	*access_log;
 
 	/* Private to config.c: the origin of each key, in key table order. */
 	struct config_origin origin[CONFIG_NKEYS];
@@ -119,5 +122,33 @@ ssize_t config_serialize(const struct config *conf, char *buf, size_t len);
 /* Parse lines from memory (the serialised form, or a file's content). */
 int config_load_buf(struct config *conf, const char *name, const char *buf,
     size_t len, char *err, size_t errlen);
+
+/* A deep copy of src into dst (uninitialised). 0, or -1 with err set. */
+int config_copy(struct config *dst, const struct config *src, char *err,
+    size_t errlen);
+
+/* Whether a new value of key takes effect on a reload (SIGHUP). */
+int config_key_reloadable(const char *key);
+
+/*
+ * Called by config_reload() once per key whose value changed: taken says
+ * whether the new value is now in effect; when it is not, kept is the
+ * running value, which stays until the next start.
+ */
+typedef void (*config_reload_fn)(const char *key, int taken,
+    const char *kept, void *arg);
+
+/*
+ * Apply a re-read configuration (fresh, already checked) to a running one.
+ * loaded is the configuration as it was read, before the caller resolved
+ * anything in it (paths, the vault user's home), and is what fresh is
+ * compared with; running is what the daemon uses. Reloadable keys that
+ * differ are copied into both; the others stay and are reported. All or
+ * nothing: returns the number of keys taken, or -1 with a sentence in err
+ * and both configurations unchanged.
+ */
+int config_reload(struct config *running, struct config *loaded,
+    const struct config *fresh, config_reload_fn report, void *arg,
+    char *err, size_t errlen);
 
 #endif

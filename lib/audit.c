@@ -28,7 +28,6 @@
 
 #include "audit.h"
 
-#define AUDIT_HASH_HEX	64
 #define AUDIT_FP_HEX	32
 /* HMAC-SHA256 hashes keys longer than its block; nothing gained above. */
 #define AUDIT_KEY_MAX	64
@@ -62,11 +61,10 @@ struct linebuf {
 	int	 full;
 };
 
-/* Verifier state: what the next line must chain to. */
+/* Verifier state: lines of this file so far, and the chain they extend. */
 struct verify {
-	unsigned long		 n;	/* lines found intact */
-	unsigned long long	 seq;
-	char			 prev[AUDIT_HASH_HEX + 1];
+	unsigned long		 n;	/* lines of this file found intact */
+	struct audit_chain	*c;	/* what the next line must chain to */
 };
 
 static void
@@ -511,9 +509,25 @@ time_valid(const char *s)
 	return 1;
 }
 
+/* Whether the object's "type" is the line a rotated file starts with. */
+static int
+line_is_reopened(yajl_val v)
+{
+	const char *type;
+	size_t i;
+
+	for (i = 0; i < v->u.object.len; i++) {
+		if (strcmp(v->u.object.keys[i], "type") != 0)
+			continue;
+		type = YAJL_GET_STRING(v->u.object.values[i]);
+		return type != NULL && strcmp(type, AUDIT_TYPE_REOPENED) == 0;
+	}
+	return 0;
+}
+
 static int
 line_fields(yajl_val v, unsigned long long *seq,
-    char prev[AUDIT_HASH_HEX + 1], char *why, size_t whylen)
+    char prev[AUDIT_HASH_HEX + 1], int *reopened, char *why, size_t whylen)
 {
 	const char **k, *hex;
 	yajl_val *val;
@@ -548,17 +562,20 @@ line_fields(yajl_val v, unsigned long long *seq,
 	}
 	*seq = (unsigned long long)YAJL_GET_INTEGER(val[0]);
 	memcpy(prev, hex, AUDIT_HASH_HEX + 1);
+	if (reopened != NULL)
+		*reopened = line_is_reopened(v);
 	return 0;
 }
 
 /*
- * Check one line (without its newline) on its own and extract seq and
- * prev. Returns 0 when good, 1 when broken (reason in why, a phrase to
- * follow "line N: "), -1 on an internal error with errno set.
+ * Check one line (without its newline) on its own and extract seq, prev
+ * and (unless reopened is NULL) whether it is a LOG_REOPENED line.
+ * Returns 0 when good, 1 when broken (reason in why, a phrase to follow
+ * "line N: "), -1 on an internal error with errno set.
  */
 static int
 line_check(const char *p, size_t len, unsigned long long *seq,
-    char prev[AUDIT_HASH_HEX + 1], char *why, size_t whylen)
+    char prev[AUDIT_HASH_HEX + 1], int *reopened, char *why, size_t whylen)
 {
 	char buf[AUDIT_LINE_MAX];
 	yajl_val v;
@@ -583,9 +600,61 @@ line_check(const char *p, size_t len, unsigned long long *seq,
 		errno = ENOMEM;
 		return -1;
 	}
-	rv = line_fields(v, seq, prev, why, whylen);
+	rv = line_fields(v, seq, prev, reopened, why, whylen);
 	yajl_tree_free(v);
 	return rv;
+}
+
+/*
+ * The first line of a series: a fresh chain starts at seq 1 with a zero
+ * prev; a later seq is accepted only on the LOG_REOPENED line that starts
+ * a rotated file, since anything else means lines were cut off the start.
+ */
+static int
+verify_first(struct verify *vs, unsigned long long seq, const char *prev,
+    int reopened, char *msg, size_t msglen)
+{
+	if (seq == 1 && strcmp(prev, audit_zeros) != 0) {
+		snprintf(msg, msglen, "line 1: seq is 1 but prev is not 64 "
+		    "zeros (the first line of a log was replaced)");
+		return 1;
+	}
+	if (seq > 1 && !reopened) {
+		snprintf(msg, msglen, "line 1: seq is %llu, so lines before it "
+		    "are missing, and it is not the %s line a rotated log "
+		    "starts with (lines were cut off the start of the log)",
+		    seq, AUDIT_TYPE_REOPENED);
+		return 1;
+	}
+	vs->c->continued = seq > 1;
+	vs->c->first_seq = seq;
+	return 0;
+}
+
+/* The first line of a later file of a series: it continues the last. */
+static int
+verify_join(struct verify *vs, unsigned long long seq, const char *prev,
+    char *msg, size_t msglen)
+{
+	if (seq == 1 && strcmp(prev, audit_zeros) == 0) {
+		snprintf(msg, msglen, "line 1: starts a new chain at seq 1 "
+		    "instead of continuing the previous file at seq %llu (the "
+		    "file was replaced, or the vault started while the log was "
+		    "renamed away)", vs->c->seq + 1);
+		return 1;
+	}
+	if (seq != vs->c->seq + 1) {
+		snprintf(msg, msglen, "line 1: seq is %llu, expected %llu to "
+		    "continue the previous file", seq, vs->c->seq + 1);
+		return 1;
+	}
+	if (strcmp(prev, vs->c->prev) != 0) {
+		snprintf(msg, msglen, "line 1: prev does not match the SHA-256 "
+		    "of the last line of the previous file (a line was edited, "
+		    "removed or reordered, or the files are out of order)");
+		return 1;
+	}
+	return 0;
 }
 
 /* Check a complete line against the one before it. */
@@ -596,32 +665,34 @@ verify_line(struct verify *vs, const char *p, size_t len, char *msg,
 	char why[AUDIT_WHY_MAX], prev[AUDIT_HASH_HEX + 1];
 	unsigned long long seq;
 	unsigned long no = vs->n + 1;
-	int rv;
+	int rv, reopened;
 
-	if ((rv = line_check(p, len, &seq, prev, why, sizeof(why))) != 0) {
+	if ((rv = line_check(p, len, &seq, prev, &reopened, why,
+	    sizeof(why))) != 0) {
 		if (rv == 1)
 			snprintf(msg, msglen, "line %lu: %s", no, why);
 		return rv;
 	}
-	if (vs->n == 0 && seq == 1 && strcmp(prev, audit_zeros) != 0) {
-		snprintf(msg, msglen, "line 1: seq is 1 but prev is not 64 "
-		    "zeros (the first line of a log was replaced)");
-		return 1;
-	}
-	if (vs->n > 0 && seq != vs->seq + 1) {
+	if (vs->c->seq == 0) {
+		if ((rv = verify_first(vs, seq, prev, reopened, msg,
+		    msglen)) != 0)
+			return rv;
+	} else if (vs->n == 0) {
+		if ((rv = verify_join(vs, seq, prev, msg, msglen)) != 0)
+			return rv;
+	} else if (seq != vs->c->seq + 1) {
 		snprintf(msg, msglen, "line %lu: seq is %llu, expected %llu",
-		    no, seq, vs->seq + 1);
+		    no, seq, vs->c->seq + 1);
 		return 1;
-	}
-	if (vs->n > 0 && strcmp(prev, vs->prev) != 0) {
+	} else if (strcmp(prev, vs->c->prev) != 0) {
 		snprintf(msg, msglen, "line %lu: prev does not match the "
 		    "SHA-256 of line %lu (a line was edited, removed or "
 		    "reordered)", no, no - 1);
 		return 1;
 	}
-	if (sha256_hex(p, len, vs->prev) == -1)
+	if (sha256_hex(p, len, vs->c->prev) == -1)
 		return -1;
-	vs->seq = seq;
+	vs->c->seq = seq;
 	vs->n++;
 	return 0;
 }
@@ -658,9 +729,26 @@ verify_chunk(struct verify *vs, const char *p, size_t n, char *line,
 	return 0;
 }
 
+void
+audit_chain_init(struct audit_chain *c)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->prev, audit_zeros, sizeof(audit_zeros));
+}
+
 int
 audit_verify_fd(int fd, unsigned long *nlines, unsigned long *bad_line,
     char *msg, size_t msglen)
+{
+	struct audit_chain c;
+
+	audit_chain_init(&c);
+	return audit_verify_next(fd, &c, nlines, bad_line, msg, msglen);
+}
+
+int
+audit_verify_next(int fd, struct audit_chain *c, unsigned long *nlines,
+    unsigned long *bad_line, char *msg, size_t msglen)
 {
 	char chunk[8192], line[AUDIT_LINE_MAX], dummy[1];
 	struct verify vs;
@@ -674,6 +762,7 @@ audit_verify_fd(int fd, unsigned long *nlines, unsigned long *bad_line,
 	}
 	msg[0] = '\0';
 	memset(&vs, 0, sizeof(vs));
+	vs.c = c;
 	while (rv == 0) {
 		if ((n = read(fd, chunk, sizeof(chunk))) == -1) {
 			if (errno == EINTR)
@@ -860,7 +949,7 @@ tail_load(struct audit *a, int rfd, const char *name, char *err,
 		return -1;
 	}
 	if (rv == 1 && (crv = line_check(buf + ls, le - ls, &seq, a->prev,
-	    why, sizeof(why))) != 0) {
+	    NULL, why, sizeof(why))) != 0) {
 		if (crv == -1)
 			goto syserr;
 		snprintf(err, errlen, "%s: the last line %s; refusing to "
@@ -915,4 +1004,105 @@ audit_open(int dirfd, const char *name, const uint8_t *key, size_t keylen,
 	}
 	close(rfd);
 	return a;
+}
+
+/*
+ * Open the file that takes the place of a rotated log: created if absent,
+ * locked, and empty, since the chain we continue lives in memory and a
+ * file that already holds lines holds some other chain.
+ */
+static int
+reopen_file(int dirfd, const char *name, const struct stat *cur, int *fdp,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	*fdp = -1;
+	fd = openat(dirfd, name,
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		goto fail;
+	}
+	if (st.st_dev == cur->st_dev && st.st_ino == cur->st_ino) {
+		close(fd);
+		return 0;	/* not rotated: nothing to do */
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", name);
+		errno = EINVAL;
+		goto fail;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		snprintf(err, errlen, "%s: %s", name, errno == EWOULDBLOCK ?
+		    "another process is writing this log" : strerror(errno));
+		goto fail;
+	}
+	if (st.st_size != 0) {
+		snprintf(err, errlen, "%s: a different file of %lld bytes is "
+		    "in the log's place, and the chain can only continue in "
+		    "an empty one; move it away and reopen again", name,
+		    (long long)st.st_size);
+		errno = EEXIST;
+		goto fail;
+	}
+	*fdp = fd;
+	return 0;
+ fail:
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+int
+audit_reopen(struct audit *a, int dirfd, const char *name, int *rotated,
+    char *err, size_t errlen)
+{
+	struct audit_rec rec;
+	struct stat cur;
+	char detail[128];
+	int fd, oldfd, saved;
+
+	*rotated = 0;
+	if (a->poisoned) {
+		snprintf(err, errlen, "%s: a failed write could not be undone; "
+		    "only a restart of the vault writes the log again", name);
+		errno = EIO;
+		return -1;
+	}
+	if (fstat(a->fd, &cur) == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return -1;
+	}
+	if (reopen_file(dirfd, name, &cur, &fd, err, errlen) == -1)
+		return -1;
+	if (fd == -1)
+		return 0;
+	snprintf(detail, sizeof(detail), "the log was rotated; this file "
+	    "continues the chain of the previous one at seq %llu", a->seq);
+	memset(&rec, 0, sizeof(rec));
+	rec.peer = "vault";
+	rec.pid = getpid();
+	rec.type = AUDIT_TYPE_REOPENED;
+	rec.outcome = "ok";
+	rec.detail = detail;
+	oldfd = a->fd;
+	a->fd = fd;
+	if (audit_append(a, &rec) == -1) {
+		/* Back to the old file, which nothing has touched. */
+		saved = errno;
+		snprintf(err, errlen, "%s: cannot write its first line: %s",
+		    name, strerror(saved));
+		a->fd = oldfd;
+		a->poisoned = 0;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(oldfd);
+	/* The new name is only as durable as its directory entry. */
+	(void)fsync(dirfd);
+	*rotated = 1;
+	return 0;
 }

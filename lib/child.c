@@ -63,6 +63,32 @@ child_read_init(struct child_init *ci)
 	free(cfg);
 }
 
+int
+child_take_config(struct child_init *ci, struct msg *m)
+{
+	struct config	 conf;
+	char		*text = NULL, err[512];
+	size_t		 len;
+	int		 rc = -1;
+
+	if (msg_get_str(m, &text, &len) == -1 || msg_get_end(m) == -1)
+		goto out;
+	if (config_init(&conf) == -1)
+		fatalx("out of memory");
+	if (config_load_buf(&conf, "broker", text, len, err,
+	    sizeof(err)) == -1) {
+		log_warnx("configuration from the broker: %s", err);
+		config_free(&conf);
+		goto out;
+	}
+	config_free(&ci->conf);
+	ci->conf = conf;
+	rc = 0;
+out:
+	free(text);
+	return rc;
+}
+
 void
 child_free_init(struct child_init *ci)
 {

@@ -62,6 +62,13 @@ enum config_store {
 #define CONFIG_F_USERINFO 0x04
 /* The value may not name root: these identities must be unprivileged. */
 #define CONFIG_F_NOROOT	0x08
+/*
+ * A new value takes effect when the running daemon re-reads its file
+ * (SIGHUP). Only keys read afresh for each flow, request or reopen carry
+ * it; the others (listeners, directories, identities, authentication, the
+ * OAuth port) were acted on once, before the privileges were dropped.
+ */
+#define CONFIG_F_RELOAD	0x10
 
 struct config_key {
 	const char	*name;
@@ -303,6 +310,18 @@ config_check_tool(const struct config_key *key, const char *v, char *err,
 	return 0;
 }
 
+/* A file the broker opens by name at start and on every SIGHUP. */
+static int
+config_check_abspath(const struct config_key *key, const char *v, char *err,
+    size_t errlen)
+{
+	if (v[0] != '/' || config_has_ctl(v) || v[strlen(v) - 1] == '/')
+		return config_bad(key, v, "must be the absolute path of a "
+		    "file, without control characters",
+		    "the daemon changes to / when it detaches", err, errlen);
+	return 0;
+}
+
 static int
 config_check_auth(const struct config_key *key, const char *v, char *err,
     size_t errlen)
@@ -487,53 +506,63 @@ static const struct config_key config_keys[] = {
 	{ .name = "vault_user", .offset = CONFIG_OFF(vault_user),
 	  .check = config_check_user },
 	{ .name = "rclone", .offset = CONFIG_OFF(rclone),
+	  .flags = CONFIG_F_RELOAD, .check = config_check_tool },
+	{ .name = "gh", .offset = CONFIG_OFF(gh), .flags = CONFIG_F_RELOAD,
 	  .check = config_check_tool },
-	{ .name = "gh", .offset = CONFIG_OFF(gh), .check = config_check_tool },
 	{ .name = "https_proxy", .offset = CONFIG_OFF(https_proxy),
-	  .flags = CONFIG_F_UNSET | CONFIG_F_USERINFO,
+	  .flags = CONFIG_F_UNSET | CONFIG_F_USERINFO | CONFIG_F_RELOAD,
 	  .check = config_check_url },
 	{ .name = "ca_file", .offset = CONFIG_OFF(ca_file),
-	  .flags = CONFIG_F_UNSET, .check = config_check_path },
+	  .flags = CONFIG_F_UNSET | CONFIG_F_RELOAD,
+	  .check = config_check_path },
 	{ .name = "session_ttl", .store = CONFIG_STORE_UINT,
-	  .offset = CONFIG_OFF(session_ttl), .check = config_check_uint,
+	  .offset = CONFIG_OFF(session_ttl), .flags = CONFIG_F_RELOAD,
+	  .check = config_check_uint,
 	  .def = "600", .min = 30, .max = 86400,
 	  .what = "a whole number of seconds" },
 	{ .name = "oauth_port", .store = CONFIG_STORE_UINT,
 	  .offset = CONFIG_OFF(oauth_port), .check = config_check_uint,
 	  .def = "53682", .min = 1, .max = 65535, .what = "a port number" },
 	{ .name = "gh_flows_max", .store = CONFIG_STORE_UINT,
-	  .offset = CONFIG_OFF(gh_flows_max), .check = config_check_uint,
+	  .offset = CONFIG_OFF(gh_flows_max), .flags = CONFIG_F_RELOAD,
+	  .check = config_check_uint,
 	  .def = "8", .min = 1, .max = 64, .what = "a whole number" },
 	{ .name = "vercel_pending_max", .store = CONFIG_STORE_UINT,
 	  .offset = CONFIG_OFF(vercel_pending_max),
-	  .check = config_check_uint, .def = "32", .min = 1, .max = 1024,
+	  .flags = CONFIG_F_RELOAD, .check = config_check_uint, .def = "32",
+	  .min = 1, .max = 1024,
 	  .what = "a whole number" },
 	{ .name = "github_api_url", .offset = CONFIG_OFF(github_api_url),
-	  .flags = CONFIG_F_SLASH, .check = config_check_url,
+	  .flags = CONFIG_F_SLASH | CONFIG_F_RELOAD, .check = config_check_url,
 	  .def = "https://api.github.com" },
 	{ .name = "github_host", .offset = CONFIG_OFF(github_host),
-	  .check = config_check_host, .def = "github.com" },
+	  .flags = CONFIG_F_RELOAD, .check = config_check_host,
+	  .def = "github.com" },
 	{ .name = "vercel_api_url", .offset = CONFIG_OFF(vercel_api_url),
-	  .flags = CONFIG_F_SLASH, .check = config_check_url,
+	  .flags = CONFIG_F_SLASH | CONFIG_F_RELOAD, .check = config_check_url,
 	  .def = "https://api.vercel.com" },
 	{ .name = "vercel_authorize_url",
 	  .offset = CONFIG_OFF(vercel_authorize_url),
-	  .check = config_check_url,
+	  .flags = CONFIG_F_RELOAD, .check = config_check_url,
 	  .def = "https://vercel.com/oauth/authorize" },
 	{ .name = "vercel_client_id", .offset = CONFIG_OFF(vercel_client_id),
-	  .flags = CONFIG_F_UNSET, .check = config_check_id },
+	  .flags = CONFIG_F_UNSET | CONFIG_F_RELOAD, .check = config_check_id },
 	{ .name = "vercel_redirect_uri",
 	  .offset = CONFIG_OFF(vercel_redirect_uri),
-	  .check = config_check_url,
+	  .flags = CONFIG_F_RELOAD, .check = config_check_url,
 	  .def = "http://127.0.0.1:8700/callback" },
 	{ .name = "manus_api_url", .offset = CONFIG_OFF(manus_api_url),
-	  .flags = CONFIG_F_SLASH, .check = config_check_url,
+	  .flags = CONFIG_F_SLASH | CONFIG_F_RELOAD, .check = config_check_url,
 	  .def = "https://api.manus.ai" },
 	{ .name = "public_url", .offset = CONFIG_OFF(public_url),
-	  .flags = CONFIG_F_SLASH, .check = config_check_url,
+	  .flags = CONFIG_F_SLASH | CONFIG_F_RELOAD, .check = config_check_url,
 	  .def = "http://127.0.0.1:8700" },
 	{ .name = "ui_origin", .offset = CONFIG_OFF(ui_origin),
-	  .flags = CONFIG_F_UNSET, .check = config_check_origin },
+	  .flags = CONFIG_F_UNSET | CONFIG_F_RELOAD,
+	  .check = config_check_origin },
+	{ .name = "access_log", .offset = CONFIG_OFF(access_log),
+	  .flags = CONFIG_F_UNSET | CONFIG_F_RELOAD,
+	  .check = config_check_abspath },
 };
 
 #define CONFIG_NITEMS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -968,6 +997,125 @@ config_check_env(const struct config *conf, char *err, size_t errlen)
 	return -1;
 }
 
+
+/* The per-key primitives of config_reload() (config_priv.h). */
+int
+config_key_reloadable_at(size_t i)
+{
+	return i < CONFIG_NITEMS && (config_keys[i].flags & CONFIG_F_RELOAD);
+}
+
+const char *
+config_key_name(size_t i)
+{
+	return i < CONFIG_NITEMS ? config_keys[i].name : NULL;
+}
+
+static const char *
+config_str_get(const struct config *conf, const struct config_key *key)
+{
+	return *(char *const *)(const void *)((const char *)conf +
+	    key->offset);
+}
+
+static unsigned int
+config_uint_get(const struct config *conf, const struct config_key *key)
+{
+	return *(const unsigned int *)(const void *)((const char *)conf +
+	    key->offset);
+}
+
+int
+config_key_equal(const struct config *a, const struct config *b, size_t i)
+{
+	const struct config_key	*key = &config_keys[i];
+	const char		*sa, *sb;
+	size_t			 j;
+
+	switch (key->store) {
+	case CONFIG_STORE_LIST:
+		if (a->nlisten != b->nlisten)
+			return 0;
+		for (j = 0; j < a->nlisten; j++)
+			if (strcmp(a->listen[j], b->listen[j]) != 0)
+				return 0;
+		return 1;
+	case CONFIG_STORE_UINT:
+		return config_uint_get(a, key) == config_uint_get(b, key);
+	case CONFIG_STORE_AUTH:
+		return a->api_auth == b->api_auth;
+	case CONFIG_STORE_STR:
+		sa = config_str_get(a, key);
+		sb = config_str_get(b, key);
+		if (sa == NULL || sb == NULL)
+			return sa == sb;
+		return strcmp(sa, sb) == 0;
+	}
+	return 0;
+}
+
+/* Copy one reloadable key (a string or a number) from src into dst. */
+int
+config_key_copy(struct config *dst, const struct config *src, size_t i)
+{
+	const struct config_key	*key = &config_keys[i];
+	const char		*v;
+	char			*copy = NULL, **field;
+
+	switch (key->store) {
+	case CONFIG_STORE_UINT:
+		*(unsigned int *)(void *)((char *)dst + key->offset) =
+		    config_uint_get(src, key);
+		break;
+	case CONFIG_STORE_STR:
+		if ((v = config_str_get(src, key)) != NULL &&
+		    (copy = strdup(v)) == NULL)
+			return -1;
+		field = config_str_field(dst, key);
+		free(*field);
+		*field = copy;
+		break;
+	case CONFIG_STORE_AUTH:
+	case CONFIG_STORE_LIST:
+		/* Never reloadable: acted on once, at start. */
+		errno = EINVAL;
+		return -1;
+	}
+	dst->origin[i].set = src->origin[i].set;
+	return 0;
+}
+
+/* The value of a key as a person reads it, for "keeping X" messages. */
+void
+config_key_text(const struct config *conf, size_t i, char *buf, size_t len)
+{
+	const struct config_key	*key = &config_keys[i];
+	const char		*v;
+	size_t			 j, off = 0;
+	int			 n;
+
+	buf[0] = '\0';
+	switch (key->store) {
+	case CONFIG_STORE_LIST:
+		for (j = 0; j < conf->nlisten && off < len; j++) {
+			n = snprintf(buf + off, len - off, "%s%s",
+			    j > 0 ? ", " : "", conf->listen[j]);
+			off += n > 0 ? (size_t)n : 0;
+		}
+		break;
+	case CONFIG_STORE_UINT:
+		snprintf(buf, len, "%u", config_uint_get(conf, key));
+		break;
+	case CONFIG_STORE_AUTH:
+		snprintf(buf, len, "%s", conf->api_auth == CONFIG_AUTH_NONE ?
+		    "none" : "token");
+		break;
+	case CONFIG_STORE_STR:
+		v = config_str_get(conf, key);
+		snprintf(buf, len, "%s", v != NULL ? v : "the default");
+		break;
+	}
+}
 
 /*
  * Append "key = value\n", quoting a value whose first or last byte would

@@ -1,8 +1,9 @@
 /*
  * config_check(): the checks of a configuration that need the file
  * system (directories exist, state_dir is not inside the workspace, the
- * CA bundle is readable), each naming the file and line its key came
- * from. Split from config.c, which parses and serialises.
+ * CA bundle is readable, the access log's directory exists), each naming
+ * the file and line its key came from. Split from config.c, which parses
+ * and serialises.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -189,6 +190,39 @@ config_check_ca(const struct config *conf, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * The access log names request paths, and a session's id is part of some:
+ * keep it out of the workspace that agents read, as state_dir is. Its
+ * directory must exist; the file is created by the broker when missing.
+ */
+static int
+config_check_access(const struct config *conf, char *err, size_t errlen)
+{
+	char		 ws[PATH_MAX], al[PATH_MAX];
+	struct stat	 st;
+
+	if (config_resolve(conf->access_log, al) == -1) {
+		if (errno == ENOENT)
+			return config_fail(conf, "access_log", err, errlen,
+			    "the directory of access_log '%s' does not exist; "
+			    "create it or set access_log", conf->access_log);
+		return config_fail(conf, "access_log", err, errlen, "cannot "
+		    "use access_log '%s': %s", conf->access_log,
+		    strerror(errno));
+	}
+	if (realpath(conf->workspace, ws) != NULL &&
+	    config_path_within(al, ws))
+		return config_fail(conf, "access_log", err, errlen,
+		    "access_log '%s' is inside workspace '%s', which agents "
+		    "can read; set access_log outside it", conf->access_log,
+		    conf->workspace);
+	if (stat(al, &st) == 0 && !S_ISREG(st.st_mode))
+		return config_fail(conf, "access_log", err, errlen,
+		    "access_log '%s' is not a regular file; name a file",
+		    conf->access_log);
+	return 0;
+}
+
 int
 config_check(const struct config *conf, char *err, size_t errlen)
 {
@@ -203,6 +237,9 @@ config_check(const struct config *conf, char *err, size_t errlen)
 	if (config_check_state(conf, err, errlen) == -1)
 		return -1;
 	if (conf->ca_file != NULL && config_check_ca(conf, err, errlen) == -1)
+		return -1;
+	if (conf->access_log != NULL &&
+	    config_check_access(conf, err, errlen) == -1)
 		return -1;
 	return 0;
 }

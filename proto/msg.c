@@ -265,7 +265,8 @@ msg_type_fds_max(uint16_t type)
 	if (type == MSG_INIT)
 		return CD_MSG_FDS_MAX;
 	if (type == MSG_SPAWN_ANS || type == MSG_VAULT_CHANNEL ||
-	    type == MSG_GRANT || type == MSG_HTTP_CHANNEL)
+	    type == MSG_GRANT || type == MSG_HTTP_CHANNEL ||
+	    type == MSG_ACCESS_LOG)
 		return 1;
 	return 0;
 }
@@ -348,14 +349,17 @@ msg_type_name(uint16_t type)
 	switch ((enum msg_type)type) {
 	case MSG_INIT: return "INIT";
 	case MSG_READY: return "READY";
+	case MSG_CONFIG: return "CONFIG";
 	case MSG_SPAWN_REQ: return "SPAWN_REQ";
 	case MSG_SPAWN_ANS: return "SPAWN_ANS";
 	case MSG_JOB_CANCEL: return "JOB_CANCEL";
 	case MSG_JOB_EXIT: return "JOB_EXIT";
 	case MSG_VAULT_CHANNEL: return "VAULT_CHANNEL";
+	case MSG_ACCESS_LOG: return "ACCESS_LOG";
 	case MSG_GRANT: return "GRANT";
 	case MSG_GRANT_END: return "GRANT_END";
 	case MSG_HTTP_CHANNEL: return "HTTP_CHANNEL";
+	case MSG_LOG_REOPEN: return "LOG_REOPEN";
 	case MSG_META_REQ: return "META_REQ";
 	case MSG_META_PUSH: return "META_PUSH";
 	case MSG_DELETE_REQ: return "DELETE_REQ";

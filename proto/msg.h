@@ -43,6 +43,9 @@ enum msg_type {
 				     fds: role resources (listeners for
 				     http, job channels for a worker) */
 	MSG_READY = 0x0102,	  /* child->broker: nothing */
+	MSG_CONFIG = 0x0103,	  /* broker->http, broker->vault: str config
+				     re-read on SIGHUP, to replace the one
+				     of MSG_INIT (never sent to a worker) */
 
 	/* 0x02xx: http <-> broker. */
 	MSG_SPAWN_REQ = 0x0201,	  /* http->broker: u32 req, str kind,
@@ -56,6 +59,10 @@ enum msg_type {
 				     job = the job */
 	MSG_VAULT_CHANNEL = 0x0205, /* broker->http: u32 up; fd when up:
 				     http<->vault channel */
+	MSG_ACCESS_LOG = 0x0206,  /* broker->http: u32 on; fd when on: the
+				     access log, opened for appending (sent
+				     at start and on SIGHUP; off: access
+				     lines go to the daemon log) */
 
 	/* 0x03xx: vault <-> broker. */
 	MSG_GRANT = 0x0301,	  /* broker->vault: str kind, str connector,
@@ -63,6 +70,8 @@ enum msg_type {
 				     job = the job; fd: worker<->vault */
 	MSG_GRANT_END = 0x0302,	  /* broker->vault: job = the job */
 	MSG_HTTP_CHANNEL = 0x0303, /* broker->vault: fd: http<->vault */
+	MSG_LOG_REOPEN = 0x0304,  /* broker->vault: nothing; reopen
+				     <state_dir>/ipc.log (SIGHUP) */
 
 	/* 0x04xx: http <-> vault (metadata and deletes, never secrets). */
 	MSG_META_REQ = 0x0401,	  /* http->vault: nothing */

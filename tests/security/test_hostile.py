@@ -14,6 +14,12 @@ sending process (its descriptor taken with pidfd_getfd(2); root):
   repeated      a one-time request sent again (where the channel has one)
   garbage       a valid frame with bytes after its last field
 
+and the SIGHUP messages (CONFIG, ACCESS_LOG, LOG_REOPEN), which only the
+broker may send to http and the vault: each from another peer, an
+ACCESS_LOG whose flag says "no file" with a descriptor attached or whose
+descriptor is not a file open for appending, and a CONFIG that does not
+parse.
+
 The receiving child dies (when the receiver is the broker, it kills the
 sender instead); the broker survives and restarts what must run; healthz
 answers again; no credential file changes.
@@ -42,11 +48,14 @@ from cdtest import diag, ok  # noqa: E402
 
 MSG_INIT = 0x0101
 MSG_READY = 0x0102
+MSG_CONFIG = 0x0103
 MSG_SPAWN_REQ = 0x0201
 MSG_JOB_CANCEL = 0x0203
 MSG_JOB_EXIT = 0x0204
+MSG_ACCESS_LOG = 0x0206
 MSG_GRANT = 0x0301
 MSG_GRANT_END = 0x0302
+MSG_LOG_REOPEN = 0x0304
 MSG_META_REQ = 0x0401
 MSG_META_PUSH = 0x0402
 MSG_DELETE_REQ = 0x0403
@@ -198,6 +207,45 @@ def job_result(tail):
         "A hostile answer.") + cdtest.put_str("") + tail)
 
 
+def config(text):
+    return msg(MSG_CONFIG, cdtest.put_str(text))
+
+
+def access_log(on):
+    return msg(MSG_ACCESS_LOG, cdtest.put_u32(on))
+
+
+def dev_null():
+    return (os.open("/dev/null", os.O_RDONLY),)
+
+
+# The reload messages: from any peer but the broker, and malformed from it.
+RELOAD = {
+    "http->broker": [("CONFIG from http", lambda: (config("a = b"), ()))],
+    "http->vault": [("LOG_REOPEN from http", lambda: (msg(MSG_LOG_REOPEN),
+                                                      ()))],
+    "vault->http": [("ACCESS_LOG from the vault",
+                     lambda: (access_log(1), dev_null()))],
+    "worker->vault": [("CONFIG from a worker",
+                       lambda: (config("session_ttl = 60"), ()))],
+    "worker->http": [("ACCESS_LOG from a worker",
+                      lambda: (access_log(1), dev_null()))],
+    "broker->http": [
+        ("ACCESS_LOG off with a descriptor",
+         lambda: (access_log(0), dev_null())),
+        ("ACCESS_LOG with a descriptor not open for appending",
+         lambda: (access_log(1), dev_null())),
+        ("CONFIG that does not parse", lambda: (config("bogus = 1"), ())),
+    ],
+    "broker->vault": [
+        ("LOG_REOPEN with garbage", lambda: (msg(MSG_LOG_REOPEN, b"x"),
+                                             ())),
+        ("CONFIG that does not parse",
+         lambda: (config("session_ttl = 5"), ())),
+    ],
+}
+
+
 def grant(job):
     return msg(MSG_GRANT, cdtest.put_str("token") + cdtest.put_str("manus") +
                cdtest.put_str("") + cdtest.put_u32(1) + cdtest.put_u32(1),
@@ -232,6 +280,10 @@ CHANNELS = [
     ("worker->http", "worker", "http", "http",
      common_cases(job_result, msg(MSG_META_PUSH, cdtest.put_str("{}")))),
 ]
+
+
+CHANNELS = [(name, snd, rcv, victim, cases + RELOAD.get(name, []))
+            for name, snd, rcv, victim, cases in CHANNELS]
 
 
 def pid_of(d, role, worker):

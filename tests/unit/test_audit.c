@@ -11,9 +11,12 @@
  * at its position. Limits of a hash chain on its own, pinned down by
  * checks below so that nobody relies on more: an edit of the last line
  * that keeps it well formed is not detected (nothing follows it to carry
- * its hash), and neither is cutting whole lines off the end, or off the
- * start down to a line with seq > 1 (which is accepted as the start of a
- * rotated log). Catching those needs the last seq and hash kept elsewhere.
+ * its hash), and neither is cutting whole lines off the end, or whole
+ * rotated files off the start of a series. Cutting lines off the start of
+ * a file is detected unless the cut ends at the LOG_REOPENED line a
+ * rotation writes. Catching the rest needs the last seq and hash kept
+ * elsewhere; within a rotated series, the next file keeps them for the
+ * file before it.
  *
  * Set TEST_AUDIT_KEEP=1 to keep the temporary directory (its path is
  * printed) and run connectorctl on the logs left in it.
@@ -299,9 +302,10 @@ test_tamper(void)
 	file_write("trunc.log", orig, l3);
 	is_int(verify("trunc.log", &n, &bad, msg, sizeof(msg)), 0,
 	    "limit: lines cut off the end are not detected");
-	file_write("rotated.log", orig + l2, len - l2);
-	ok(verify("rotated.log", &n, &bad, msg, sizeof(msg)) == 0 && n == 3,
-	    "a log starting at seq 2 is accepted (rotation)");
+	file_write("headcut.log", orig + l2, len - l2);
+	ok(verify("headcut.log", &n, &bad, msg, sizeof(msg)) == 1 &&
+	    bad == 1 && strstr(msg, "cut off the start") != NULL,
+	    "lines cut off the start are detected (no LOG_REOPENED line)");
 
 }
 
@@ -599,6 +603,212 @@ test_open_refusals(void)
 	audit_close(a);
 }
 
+/*
+ * Verify files in order as one series; returns like audit_verify_next,
+ * with the index of the file that broke (or failed) in *which and the
+ * chain as the series left it in *c.
+ */
+static int
+verify_series(const char *const *names, size_t count, struct audit_chain *c,
+    size_t *which, unsigned long *bad, char *msg, size_t msglen)
+{
+	unsigned long n;
+	size_t i;
+	int fd, rv = 0;
+
+	audit_chain_init(c);
+	for (i = 0; i < count && rv == 0; i++) {
+		*which = i;
+		if ((fd = openat(dirfd_, names[i], O_RDONLY)) == -1)
+			return -2;
+		rv = audit_verify_next(fd, c, &n, bad, msg, msglen);
+		close(fd);
+	}
+	if (rv != 0)
+		printf("# %s: %s\n", names[*which], msg);
+	return rv;
+}
+
+static struct audit *
+rot_append(struct audit *a, const char *type, int count)
+{
+	struct audit_rec r;
+
+	rec_init(&r, type, NULL);
+	while (a != NULL && count-- > 0)
+		if (audit_append(a, &r) == -1)
+			printf("# append: %s\n", strerror(errno));
+	return a;
+}
+
+/* The last line of name, without its newline, into out. */
+static void
+last_line(const char *name, char *out, size_t outlen)
+{
+	size_t len = file_read(name);
+	char *p;
+
+	out[0] = '\0';
+	if (len == 0)
+		return;
+	buf_[len - 1] = '\0';
+	p = strrchr(buf_, '\n');
+	p = p != NULL ? p + 1 : buf_;
+	if (strlen(p) < outlen)
+		memcpy(out, p, strlen(p) + 1);
+}
+
+/* rename, then reopen: the new file continues the chain in memory. */
+static void
+test_rotate(void)
+{
+	static const char *const series[] = { "rot.log.2", "rot.log.1",
+	    "rot.log" };
+	static const char *const pair[] = { "rot.log.1", "rot.log" };
+	static const char *const wrong[] = { "rot.log", "rot.log.1" };
+	char err[256], msg[256], want[128];
+	struct audit_chain c;
+	struct audit *a;
+	struct stat st0, st1;
+	unsigned long n, bad;
+	size_t which;
+	int rotated = -1;
+
+	if ((a = rot_append(log_open("rot.log"), "FIRST", 3)) == NULL)
+		return;
+	fstatat(dirfd_, "rot.log", &st0, 0);
+	is_int(audit_reopen(a, dirfd_, "rot.log", &rotated, err,
+	    sizeof(err)), 0, "reopen without a rotation succeeds");
+	fstatat(dirfd_, "rot.log", &st1, 0);
+	ok(rotated == 0 && st1.st_size == st0.st_size,
+	    "and does nothing (rotated 0, no line written)");
+	renameat(dirfd_, "rot.log", dirfd_, "rot.log.2");
+	is_int(audit_reopen(a, dirfd_, "rot.log", &rotated, err,
+	    sizeof(err)), 0, "reopen after a rename succeeds");
+	is_int(rotated, 1, "and says it rotated");
+	rot_append(a, "SECOND", 2);
+	file_read("rot.log");
+	snprintf(want, sizeof(want), "\"type\":\"%s\"", AUDIT_TYPE_REOPENED);
+	ok(lines_count() == 3 && strncmp(buf_, "{\"seq\":4,", 9) == 0 &&
+	    strstr(buf_, want) != NULL && strstr(buf_, "\"peer\":\"vault\"")
+	    != NULL && strstr(buf_, "at seq 4") != NULL,
+	    "the new file starts with LOG_REOPENED at the next seq");
+	ok(strncmp(buf_ + line_start(3), "{\"seq\":6,", 9) == 0,
+	    "and the lines after it go on from there");
+	ok(fstatat(dirfd_, "rot.log", &st1, 0) == 0 &&
+	    (st1.st_mode & 0777) == 0600, "the new file is mode 0600");
+
+	/* logrotate's "create": an empty file already in place. */
+	renameat(dirfd_, "rot.log", dirfd_, "rot.log.1");
+	file_write("rot.log", "", 0);
+	is_int(audit_reopen(a, dirfd_, "rot.log", &rotated, err,
+	    sizeof(err)), 0, "reopen onto an empty file put in place");
+	rot_append(a, "THIRD", 1);
+	audit_close(a);
+
+	is_int(verify_series(series, 3, &c, &which, &bad, msg, sizeof(msg)), 0,
+	    "the series of three files verifies as one chain");
+	ok(c.seq == 8 && !c.continued && c.first_seq == 1,
+	    "the chain ends at seq 8 and started at seq 1");
+	is_int(verify_series(pair, 2, &c, &which, &bad, msg, sizeof(msg)), 0,
+	    "a series whose first file was rotated away verifies");
+	ok(c.continued && c.first_seq == 4,
+	    "and says it continues an earlier file, from seq 4");
+	is_int(verify("rot.log.1", &n, &bad, msg, sizeof(msg)), 0,
+	    "a rotated file checked alone verifies");
+	is_int(verify_series(wrong, 2, &c, &which, &bad, msg, sizeof(msg)), 1,
+	    "files given out of order break the chain");
+	ok(which == 1 && bad == 1 && strstr(msg, "expected 9") != NULL,
+	    "at line 1 of the second file");
+}
+
+/* What a series shows when one of its files was edited or replaced. */
+static void
+test_rotate_tamper(void)
+{
+	static const char *const pair[] = { "rot.log.1", "rot.log" };
+	static const char *const fresh[] = { "rot.log.2", "fresh.log" };
+	char msg[256], last[AUDIT_LINE_MAX], *p;
+	struct audit_chain c;
+	struct audit *a;
+	unsigned long n, bad;
+	size_t len, which;
+
+	len = file_read("rot.log.1");
+	if (len == 0 || (p = strstr(buf_ + line_start(3), "SECOND")) == NULL)
+		return;
+	p[0] = 's';
+	file_write("rot.log.1", buf_, len);
+	is_int(verify("rot.log.1", &n, &bad, msg, sizeof(msg)), 0,
+	    "limit: an edit of a file's last line goes unseen in that file");
+	is_int(verify_series(pair, 2, &c, &which, &bad, msg, sizeof(msg)), 1,
+	    "but the next file of the series catches it");
+	ok(which == 1 && bad == 1 && strstr(msg, "previous file") != NULL,
+	    "at line 1 of the next file");
+	p[0] = 'S';
+	file_write("rot.log.1", buf_, len);
+	is_int(verify_series(pair, 2, &c, &which, &bad, msg, sizeof(msg)), 0,
+	    "undoing the edit makes the series whole again");
+
+	/* A vault started while the log was renamed away begins anew. */
+	if ((a = rot_append(log_open("fresh.log"), "NEW", 1)) != NULL)
+		audit_close(a);
+	is_int(verify_series(fresh, 2, &c, &which, &bad, msg, sizeof(msg)), 1,
+	    "a new chain in a later file breaks the series");
+	ok(strstr(msg, "starts a new chain") != NULL, "and says so");
+	last_line("rot.log", last, sizeof(last));
+	ok(strstr(last, "THIRD") != NULL, "(the last file ends as written)");
+}
+
+/* A reopen that cannot complete keeps writing the old file. */
+static void
+test_rotate_refusals(void)
+{
+	struct rlimit saved, rl;
+	char err[256], msg[256], last[AUDIT_LINE_MAX];
+	struct audit *a;
+	unsigned long n, bad;
+	int rotated = -1, rv;
+
+	if ((a = rot_append(log_open("keep.log"), "ONE", 2)) == NULL)
+		return;
+	renameat(dirfd_, "keep.log", dirfd_, "keep.log.1");
+	file_write("keep.log", "somebody else's line\n", 21);
+	rv = audit_reopen(a, dirfd_, "keep.log", &rotated, err, sizeof(err));
+	printf("# %s\n", err);
+	ok(rv == -1 && rotated == 0 && strstr(err, "empty") != NULL,
+	    "a non-empty file in the log's place is refused");
+	ok(file_read("keep.log") == 21, "and left alone");
+	rot_append(a, "STILL_OLD", 1);
+	last_line("keep.log.1", last, sizeof(last));
+	ok(strstr(last, "STILL_OLD") != NULL,
+	    "the old file stays in use after a refused reopen");
+
+	unlinkat(dirfd_, "keep.log", 0);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &saved);
+	rl = saved;
+	rl.rlim_cur = 10;
+	setrlimit(RLIMIT_FSIZE, &rl);
+	rv = audit_reopen(a, dirfd_, "keep.log", &rotated, err, sizeof(err));
+	setrlimit(RLIMIT_FSIZE, &saved);
+	printf("# %s\n", err);
+	ok(rv == -1 && rotated == 0, "a reopen whose first line cannot be "
+	    "written fails");
+	ok(file_read("keep.log") == 0, "and leaves the new file empty");
+	rot_append(a, "OLD_AGAIN", 1);
+	last_line("keep.log.1", last, sizeof(last));
+	ok(strstr(last, "OLD_AGAIN") != NULL, "the old file is still in use");
+	is_int(audit_reopen(a, dirfd_, "keep.log", &rotated, err,
+	    sizeof(err)), 0, "a later reopen takes the empty file");
+	rot_append(a, "NEW", 1);
+	audit_close(a);
+	ok(verify("keep.log.1", &n, &bad, msg, sizeof(msg)) == 0 && n == 4,
+	    "the old file verifies with every line");
+	ok(verify("keep.log", &n, &bad, msg, sizeof(msg)) == 0 && n == 2,
+	    "the new file verifies on its own");
+}
+
 static void
 test_fingerprint(void)
 {
@@ -651,6 +861,9 @@ main(void)
 	test_too_long();
 	test_big_tail();
 	test_open_refusals();
+	test_rotate();
+	test_rotate_tamper();
+	test_rotate_refusals();
 	dir_cleanup();
 	close(dirfd_);
 	return tap_done();

@@ -74,7 +74,8 @@ test_defaults(void)
 	ok(c.home == NULL && c.user == NULL && c.vault_user == NULL &&
 	    c.rclone == NULL && c.gh == NULL && c.https_proxy == NULL &&
 	    c.ca_file == NULL && c.vercel_client_id == NULL &&
-	    c.ui_origin == NULL, "keys without a default are unset");
+	    c.ui_origin == NULL && c.access_log == NULL,
+	    "keys without a default are unset");
 	config_free(&c);
 }
 
@@ -178,6 +179,12 @@ static const struct case_row cases[] = {
 	{ "github_host", "https://github.com", 0 },
 	{ "vercel_client_id", "cl_abc123", 1 },
 	{ "vercel_client_id", "cl abc", 0 },
+	{ "access_log", "/var/log/connectord/access.log", 1 },
+	{ "access_log", "", 1 },
+	{ "access_log", "access.log", 0 },
+	{ "access_log", "./var/access.log", 0 },
+	{ "access_log", "/var/log/", 0 },
+	{ "access_log", "/var/log/a\tb", 0 },
 	{ "nosuchkey", "1", 0 },
 };
 
@@ -376,7 +383,8 @@ test_roundtrip(void)
 	    "session_ttl = 0030\noauth_port = 1\ngh_flows_max = 64\n"
 	    "vercel_pending_max = 1\ngithub_api_url = http://g/api/\n"
 	    "github_host = g.example\nvercel_client_id = cl_1\n"
-	    "ui_origin = http://ui:3000\n") == 0, "full config loads");
+	    "ui_origin = http://ui:3000\naccess_log = /var/log/a.log\n") == 0,
+	    "full config loads");
 	n1 = config_serialize(&a, s1, sizeof(s1));
 	ok(n1 > 0 && (size_t)n1 == strlen(s1), "serialise returns length");
 	config_init(&b);
@@ -511,6 +519,25 @@ test_check(void)
 	ok(check_with(d, text) == -1 && strstr(err, "does not exist") != NULL,
 	    "missing ca_file fails");
 
+	snprintf(text, sizeof(text), "workspace = %s/ws\nstate_dir = %s/st\n"
+	    "access_log = %s/access.log\n", d, d, d);
+	if (!ok(check_with(d, text) == 0, "access_log beside workspace is "
+	    "fine"))
+		printf("# %s\n", err);
+	snprintf(text, sizeof(text), "workspace = %s/ws\nstate_dir = %s/st\n"
+	    "access_log = %s/link/access.log\n", d, d, d);
+	ok(check_with(d, text) == -1 && strstr(err, ":3: access_log") != NULL &&
+	    strstr(err, "inside workspace") != NULL,
+	    "access_log inside workspace (through a symlink) fails");
+	snprintf(text, sizeof(text), "workspace = %s/ws\nstate_dir = %s/st\n"
+	    "access_log = %s/no/access.log\n", d, d, d);
+	ok(check_with(d, text) == -1 && strstr(err, "does not exist") != NULL,
+	    "access_log in a missing directory fails");
+	snprintf(text, sizeof(text), "workspace = %s/ws\nstate_dir = %s/st\n"
+	    "access_log = %s\n", d, d, d);
+	ok(check_with(d, text) == -1 && strstr(err, "not a regular file") !=
+	    NULL, "access_log naming a directory fails");
+
 	snprintf(path, sizeof(path), "%s/c.conf", d);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/ws/ca.pem", d);
@@ -557,6 +584,86 @@ test_env_file(void)
 	config_free(&c);
 }
 
+/* What config_reload() was told, one "key:taken:kept" line per call. */
+static char reported[4096];
+
+static void
+report_cb(const char *key, int taken, const char *kept, void *arg)
+{
+	size_t len = strlen(reported);
+
+	(void)arg;
+	snprintf(reported + len, sizeof(reported) - len, "%s:%d:%s\n", key,
+	    taken, kept != NULL ? kept : "-");
+}
+
+static void
+test_reload(void)
+{
+	struct config	 run, loaded, fresh;
+	int		 n;
+
+	ok(config_key_reloadable("session_ttl") &&
+	    config_key_reloadable("manus_api_url") &&
+	    config_key_reloadable("access_log") &&
+	    config_key_reloadable("https_proxy"), "URLs, TTL, proxy and the "
+	    "access log are reloadable");
+	ok(!config_key_reloadable("listen") &&
+	    !config_key_reloadable("workspace") &&
+	    !config_key_reloadable("state_dir") &&
+	    !config_key_reloadable("home") &&
+	    !config_key_reloadable("user") &&
+	    !config_key_reloadable("vault_user") &&
+	    !config_key_reloadable("api_auth") &&
+	    !config_key_reloadable("oauth_port") &&
+	    !config_key_reloadable("nosuchkey"), "listeners, directories, "
+	    "users, auth and the OAuth port are not");
+
+	config_init(&loaded);
+	load(&loaded, "a", "listen = 127.0.0.1:1\nworkspace = ws\n"
+	    "session_ttl = 60\nrclone = /bin/rclone\n");
+	config_init(&run);
+	load(&run, "a", "listen = 127.0.0.1:1\nworkspace = /abs/ws\n"
+	    "session_ttl = 60\nrclone = /bin/rclone\nhome = /home/v\n");
+	config_init(&fresh);
+	load(&fresh, "b", "listen = 127.0.0.1:2\nworkspace = ws\n"
+	    "session_ttl = 120\nmanus_api_url = https://m.example/\n"
+	    "access_log = /var/log/a.log\n");
+	reported[0] = '\0';
+	n = config_reload(&run, &loaded, &fresh, report_cb, NULL, err,
+	    sizeof(err));
+	printf("# %s", reported);
+	is_int(n, 4, "four reloadable keys taken (ttl, url, log, rclone)");
+	is_int(run.session_ttl, 120, "session_ttl takes its new value");
+	is_str(run.manus_api_url, "https://m.example", "manus_api_url too, "
+	    "normalised");
+	is_str(run.access_log, "/var/log/a.log", "access_log too");
+	ok(run.rclone == NULL, "a key removed from the file goes back to its "
+	    "default");
+	is_str(run.listen[0], "127.0.0.1:1", "listen keeps its running value");
+	is_str(run.workspace, "/abs/ws", "a resolved path is kept as resolved");
+	is_str(run.home, "/home/v", "and so is the home found at start");
+	is_int(loaded.session_ttl, 120, "the loaded copy follows the reload");
+	is_str(loaded.listen[0], "127.0.0.1:1", "but not for kept keys");
+	ok(strstr(reported, "listen:0:127.0.0.1:1\n") != NULL,
+	    "listen is reported as kept, with the running value");
+	ok(strstr(reported, "workspace") == NULL, "an unchanged key (as "
+	    "written) is not reported, even when resolved at start");
+	ok(strstr(reported, "session_ttl:1:-\n") != NULL &&
+	    strstr(reported, "manus_api_url:1:-\n") != NULL,
+	    "taken keys are reported as taken");
+
+	reported[0] = '\0';
+	n = config_reload(&run, &loaded, &fresh, report_cb, NULL, err,
+	    sizeof(err));
+	ok(n == 0 && strcmp(reported, "listen:0:127.0.0.1:1\n") == 0,
+	    "a second reload of the same file takes nothing new and reports "
+	    "the kept key again");
+	config_free(&run);
+	config_free(&loaded);
+	config_free(&fresh);
+}
+
 int
 main(void)
 {
@@ -571,5 +678,6 @@ main(void)
 	test_roundtrip();
 	test_check();
 	test_env_file();
+	test_reload();
 	return tap_done();
 }

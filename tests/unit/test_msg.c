@@ -427,6 +427,10 @@ test_unexpected_fds(void)
 		{ MSG_GRANT, 2, EBADMSG },
 		{ MSG_GRANT, 1, 0 },
 		{ MSG_SPAWN_ANS, 1, 0 },
+		{ MSG_ACCESS_LOG, 1, 0 },
+		{ MSG_ACCESS_LOG, 2, EBADMSG },
+		{ MSG_CONFIG, 1, EBADMSG },
+		{ MSG_LOG_REOPEN, 1, EBADMSG },
 		{ MSG_INIT, CD_MSG_FDS_MAX, 0 },
 		{ 0x7777, 1, EBADMSG },
 	};
