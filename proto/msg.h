@@ -56,6 +56,12 @@ enum msg_type {
 				     job = the job */
 	MSG_VAULT_CHANNEL = 0x0205, /* broker->http: u32 up; fd when up:
 				     http<->vault channel */
+	MSG_STATS = 0x0206,	  /* broker->http, for /metrics, at most once
+				     a second and when http is ready:
+				     u32 http restarts, u32 vault restarts,
+				     u32 lock taken, u32 lock refusals (409),
+				     u32 lock release waits, u32 lock held
+				     (0/1), u32 workers running */
 
 	/* 0x03xx: vault <-> broker. */
 	MSG_GRANT = 0x0301,	  /* broker->vault: str kind, str connector,
