@@ -75,6 +75,7 @@ void
 ctl_open(void)
 {
 	struct sockaddr_un	 sun;
+	struct stat		 st;
 	char			 err[256];
 	mode_t			 old;
 	int			 probe;
@@ -85,10 +86,15 @@ ctl_open(void)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, ctl_path, strlen(ctl_path) + 1);
-	/* A socket that still answers belongs to a running daemon. */
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe != -1 && connect(probe, (struct sockaddr *)&sun,
-	    sizeof(sun)) == 0)
+	/* A socket that still answers belongs to a running daemon (one
+	 * whose backlog is full still listens: EAGAIN, since the probe must
+	 * not block). Anything but a socket is not ours to remove. */
+	if (lstat(ctl_path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		fatalx("%s exists and is not a socket; remove it or set "
+		    "control_socket", ctl_path);
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (probe != -1 && (connect(probe, (struct sockaddr *)&sun,
+	    sizeof(sun)) == 0 || errno == EAGAIN))
 		fatalx("%s answers: another connectord runs with this "
 		    "state_dir or control_socket; stop it first", ctl_path);
 	if (probe != -1)

@@ -393,6 +393,17 @@ def second_daemon_refused(s):
        "a second daemon on this state_dir refuses to start")
     ok(os.path.exists(s.sock) and s.status().get("roles"),
        "the first daemon still answers on its socket")
+    path = os.path.join(s.d.dir, "not-a-socket")
+    with open(path, "w") as f:
+        f.write("keep me\n")
+    p = subprocess.run([cdtest.daemon_binary(), "-d", "-f", s.d.conf_path,
+                        "-o", "listen=127.0.0.1:%d" % cdtest.free_port(),
+                        "-o", "control_socket=" + path],
+                       capture_output=True, text=True, timeout=20)
+    ok(p.returncode != 0 and "is not a socket" in p.stderr,
+       "control_socket naming a regular file: the daemon refuses to start")
+    with open(path) as f:
+        is_(f.read(), "keep me\n", "and leaves the file alone")
 
 
 def socket_removed_at_exit(s):
