@@ -7,7 +7,9 @@
  * restarts either with backoff when it dies. At http's request it spawns
  * one worker per job, with a deadline, and reaps it. It owns the
  * lifecycle state (job ids, deadlines) and never parses HTTP, provider
- * JSON or tool output, and never sees a credential.
+ * JSON or tool output, and never sees a credential. It answers
+ * `connectorctl status` on its control socket, for root and the vault's
+ * user only (ctl.c).
  *
  * SIGHUP reads the configuration again and reopens the IPC log and the
  * access log (reload.c).
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -388,6 +391,7 @@ broker_loop(struct broker *b)
 		fatalx("%s", err);
 	b->vault.name = "vault";
 	b->http.name = "http";
+	ctl_start();
 	proc_start(&b->vault);
 	proc_start(&b->http);
 	event_base_dispatch(b->base);
@@ -434,6 +438,7 @@ main(int argc, char *argv[])
 	setproctitle_init(argc, argv);
 	broker_resolve_users(&b);
 	broker_prepare_dirs(&b);
+	ctl_open();
 	broker_api_token(&b);
 	if (b.foreground)
 		broker_console_link(&b);
@@ -449,7 +454,10 @@ main(int argc, char *argv[])
 			fatal("daemon");
 		log_init(0, b.verbose);
 	}
+	b.started = time(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &b.started_mono);
 	broker_loop(&b);
+	ctl_close();
 	log_info("stopped");
 	return 0;
 }

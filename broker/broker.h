@@ -30,6 +30,7 @@ struct role_proc {
 	unsigned int	 restarts;	/* times restarted since start */
 	unsigned int	 backoff_ms;	/* next restart delay */
 	time_t		 started;
+	struct timespec	 started_mono;	/* for its uptime */
 };
 
 /* One worker: a single flow or validation job. */
@@ -46,6 +47,8 @@ struct job {
 	struct event	*deadline;	/* kills it at its TTL */
 	char		 privdir[PATH_MAX];	/* HOME and TMPDIR, removed at end */
 	int		 kill_reason;	/* enum msg_exit_reason, 0 if none */
+	struct timespec	 started;	/* CLOCK_MONOTONIC, for its age */
+	struct timespec	 deadline_at;	/* CLOCK_MONOTONIC, when it is killed */
 };
 
 struct broker {
@@ -77,6 +80,8 @@ struct broker {
 	size_t		 njobs;
 	uint32_t	 next_job;
 	int		 shutting_down;
+	time_t		 started;	/* the broker's own start */
+	struct timespec	 started_mono;
 };
 
 extern struct broker *broker;
@@ -109,6 +114,30 @@ void proc_link_channels(void);
 int lock_take(uint32_t job);
 void lock_release(uint32_t job);
 uint32_t lock_holder(void);
+/* A spawn was refused (409) because the lock was held. */
+void lock_refused(void);
+
+/* The lock as connectorctl status and /metrics show it. */
+struct lock_info {
+	uint32_t	 job;		/* holder, 0 when free */
+	int		 releasing;	/* its job ended; waiting for the port */
+	time_t		 since;		/* when the holder took it */
+	struct timespec	 since_mono;
+	uint32_t	 acquired;	/* times taken since the broker started */
+	uint32_t	 refusals;	/* spawns refused with 409 */
+	uint32_t	 release_waits;	/* releases that waited for the port */
+};
+void lock_get(struct lock_info *li);
+
+/* ctl.c: the control socket (connectorctl status) and the counters the
+ * broker pushes to http (MSG_STATS) for /metrics. */
+void ctl_open(void);
+void ctl_start(void);
+void ctl_close(void);
+/* A counter changed: push them to http, at most once per interval. */
+void ctl_stats_changed(void);
+/* Push them now (a new http is ready). */
+void ctl_stats_send(void);
 
 /* jobs.c */
 void jobs_spawn(uint32_t req, const char *kind, const char *connector,

@@ -15,6 +15,7 @@
  *           MSG_VAULT_CHANNEL, MSG_ACCESS_LOG (the access log file, at
  *           start and on SIGHUP), MSG_CONFIG (the configuration re-read
  *           on SIGHUP; sessions and pending requests carry on).
+ *           MSG_STATS: the broker's counters, for /metrics.
  *   vault:  MSG_META_PUSH, MSG_DELETE_ANS.
  *   worker: MSG_JOB_PROGRESS, MSG_JOB_RESULT.
  * Anything else is a protocol violation and ends this process; the
@@ -40,7 +41,7 @@ struct http_state http;
 
 static const uint16_t permit_broker[] = {
 	MSG_SPAWN_ANS, MSG_JOB_EXIT, MSG_VAULT_CHANNEL, MSG_ACCESS_LOG,
-	MSG_CONFIG,
+	MSG_CONFIG, MSG_STATS,
 };
 static const uint16_t permit_vault[] = {
 	MSG_META_PUSH, MSG_DELETE_ANS,
@@ -128,6 +129,8 @@ preq_finish(struct preq *p)
 {
 	struct msg m;
 
+	/* Whatever ends a request ends its flow, if its worker is gone. */
+	metrics_flow_settle(p->job);
 	if (p->job != 0 && p->jobfd != -1 && !p->answered) {
 		/* The worker may still run: ask the broker to end it. */
 		msg_init(&m, MSG_JOB_CANCEL, p->job);
@@ -220,6 +223,7 @@ preq_spawn(struct preq *p, const char *kind, const char *remote,
 	p->secret = secret;
 	p->op = op;
 	snprintf(p->remote, sizeof(p->remote), "%s", remote);
+	snprintf(p->kind, sizeof(p->kind), "%s", kind);
 	msg_init(&m, MSG_SPAWN_REQ, 0);
 	rc = msg_put_u32(&m, p->id) == -1 || msg_put_str(&m, kind) == -1 ||
 	    msg_put_str(&m, p->connector) == -1 ||
@@ -323,6 +327,7 @@ http_job_result(struct preq *p, struct msg *m)
 	    sizeof(err))) == NULL || !YAJL_IS_OBJECT(id)))
 		http_violation("worker", "JOB_RESULT with bad identity");
 	p->answered = 1;
+	metrics_flow_result(p->job, status);
 	if (status == 200 && http.vaultfd != -1) {
 		/* The vault changed something: answer once http's copy of
 		 * its metadata shows it. */
@@ -437,6 +442,7 @@ http_spawn_ans(struct msg *m)
 		return;
 	}
 	if (err != 0) {
+		metrics_flow_refused(p->connector, p->kind, err);
 		preq_complete(p, err, sentence, NULL);
 		free(sentence);
 		return;
@@ -444,6 +450,7 @@ http_spawn_ans(struct msg *m)
 	free(sentence);
 	p->job = m->hdr.job;
 	p->jobfd = fd;
+	metrics_flow_start(p->job, p->connector, p->kind);
 	p->jobev = event_new(http.base, fd, EV_READ | EV_PERSIST, http_job_cb,
 	    p);
 	if (p->jobev == NULL || event_add(p->jobev, NULL) == -1)
@@ -467,8 +474,10 @@ http_job_exit(struct msg *m)
 	if (msg_get_u32(m, &reason) == -1 || msg_get_u32(m, &status) == -1 ||
 	    msg_get_end(m) == -1)
 		http_violation("broker", "malformed JOB_EXIT");
+	metrics_flow_exit(m->hdr.job, reason);
 	if ((p = preq_find(0, m->hdr.job)) == NULL) {
 		session_job_exit(m->hdr.job, reason);
+		metrics_flow_settle(m->hdr.job);
 		return;
 	}
 	if (p->answered)
@@ -660,6 +669,10 @@ http_ctl_cb(evutil_socket_t fd, short ev, void *arg)
 	case MSG_CONFIG:
 		http_take_config(&m);
 		break;
+	case MSG_STATS:
+		if (metrics_broker_stats(&m) == -1)
+			http_violation("broker", "malformed STATS");
+		break;
 	default:
 		http_violation("broker", msg_type_name(m.hdr.type));
 	}
@@ -709,6 +722,7 @@ main(int argc, char *argv[])
 	if (login != NULL)
 		explicit_bzero(login, strlen(login));
 	http.vaultfd = -1;
+	metrics_init();
 	TAILQ_INIT(&http.preqs);
 	session_init();
 	signal(SIGPIPE, SIG_IGN);

@@ -55,6 +55,8 @@ struct session {
 	 * exchange); the session ends with it, its state used once. */
 	struct preq	*waiter;
 	int		 cancelling;	/* answers 404; freed at the job's end */
+	uint32_t	 flow;		/* its job id for /metrics, kept when
+					   job becomes 0 */
 	/* An rclone flow's result, shown only once the broker reports the
 	 * worker's end (and so the port lock's release). */
 	int		 held;
@@ -86,6 +88,7 @@ struct preq {
 	uint32_t	 held_status;
 	yajl_val	 held_ident;
 	char		 connector[16];
+	char		 kind[16];	/* the job kind asked for, for /metrics */
 	preq_done_fn	 done;
 	preq_progress_fn progress;	/* NULL: progress is a violation */
 	/* Called once the worker has its JOB_REQ (flows that answer at
@@ -179,6 +182,30 @@ struct session *preq_to_session(struct preq *p, const char *prefix);
  * vault is down.
  */
 void http_meta_sync(void (*fn)(void *), void *arg);
+
+/* http_metrics.c: GET /metrics and the counters behind it. */
+void metrics_init(void);
+/* A request was routed (route: its pattern, NULL for none; method: its
+ * name); it is answered through http_access_log(). */
+void metrics_request_begin(struct evhttp_request *req, const char *route,
+    const char *method);
+void metrics_request_end(struct evhttp_request *req, int code);
+void metrics_flow_start(uint32_t job, const char *connector,
+    const char *kind);
+void metrics_flow_refused(const char *connector, const char *kind,
+    uint32_t code);
+/* The worker's result: the flow's outcome follows from its status. */
+void metrics_flow_result(uint32_t job, uint32_t status);
+/* The broker reported the worker's end (MSG_JOB_EXIT): counts the exit;
+ * a flow without a result may still get one from the worker's channel,
+ * so its outcome waits for metrics_flow_settle(). */
+void metrics_flow_exit(uint32_t job, uint32_t reason);
+/* No result will come any more: a flow that ended without one gets the
+ * outcome of its exit reason. */
+void metrics_flow_settle(uint32_t job);
+/* MSG_STATS from the broker: 0, or -1 if malformed. */
+int metrics_broker_stats(struct msg *m);
+void http_metrics(struct evhttp_request *req);
 
 /* http_session.c */
 void session_init(void);

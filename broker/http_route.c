@@ -46,6 +46,7 @@ static void route_vc_callback(struct evhttp_request *, char **);
 static void route_gh_poll(struct evhttp_request *, char **);
 static void route_gh_cancel(struct evhttp_request *, char **);
 static void route_console_asset(struct evhttp_request *, char **);
+static void route_metrics(struct evhttp_request *, char **);
 
 /* The router's name for libevent's method. */
 static enum route_method
@@ -74,6 +75,7 @@ http_access_log(struct evhttp_request *req, int code)
 	char			 safe[128];
 	size_t			 i;
 
+	metrics_request_end(req, code);
 	/* The path only, cut and made printable: never a query string,
 	 * which could carry an authorization code. */
 	for (i = 0; path != NULL && path[i] != '\0' && i < sizeof(safe) - 1;
@@ -269,6 +271,7 @@ http_dispatch(struct evhttp_request *req, enum route_id id, char **args)
 	case ROUTE_CONSOLE_SESSION: console_session_info(req); break;
 	case ROUTE_CONSOLE_LINK: console_link_mint(req); break;
 	case ROUTE_CONSOLE_LOGOUT: console_logout(req); break;
+	case ROUTE_METRICS: route_metrics(req, args); break;
 	}
 }
 
@@ -279,10 +282,14 @@ http_route_cb(struct evhttp_request *req, void *arg)
 	enum route_method	 m = http_method(evhttp_request_get_command(req));
 	struct route_match	 rm;
 	const char		*why;
+	int			 found;
 
 	(void)arg;
 	http_access_begin(req);
-	if (!route_find(uri ? evhttp_uri_get_path(uri) : NULL, m, &rm)) {
+	found = route_find(uri ? evhttp_uri_get_path(uri) : NULL, m, &rm);
+	metrics_request_begin(req, found ? rm.route->pattern : NULL,
+	    route_method_name(m));
+	if (!found) {
 		if (rm.allow[0] == '\0') {
 			http_error(req, 404, "There is no such path in the API.");
 			return;
@@ -320,6 +327,13 @@ route_console_asset(struct evhttp_request *req, char **args)
 
 	(void)args;
 	console_asset(req, uri ? evhttp_uri_get_path(uri) : "/");
+}
+
+static void
+route_metrics(struct evhttp_request *req, char **args)
+{
+	(void)args;
+	http_metrics(req);
 }
 
 static void

@@ -167,6 +167,7 @@ session_job_msg(struct session *s, struct msg *m)
 		    !YAJL_IS_OBJECT(v = json_parse(b, blen, CD_MSG_STR_MAX,
 		    err, sizeof(err)))))
 			fatalx("protocol violation by worker: bad JOB_RESULT");
+		metrics_flow_result(s->flow, status);
 		if (s->rclone && s->job != 0) {
 			s->held = 1;
 			s->held_code = status;
@@ -259,6 +260,7 @@ session_new(struct preq *p, const char *prefix)
 	s->rclone = http_rclone_connector(p->connector);
 	snprintf(s->status, sizeof(s->status), "pending");
 	s->job = p->job;
+	s->flow = p->job;
 	s->jobfd = p->jobfd;
 	s->jobev = event_new(http.base, s->jobfd, EV_READ | EV_PERSIST,
 	    session_job_cb, s);

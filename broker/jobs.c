@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -127,6 +128,7 @@ jobs_free(struct job *j)
 	TAILQ_REMOVE(&broker->jobs, j, entry);
 	broker->njobs--;
 	free(j);
+	ctl_stats_changed();
 }
 
 /* A worker leads its own process group (proc_exec calls setsid), so
@@ -276,6 +278,8 @@ jobs_start(struct job *j, const struct job_kind *k, uint32_t req)
 	j->deadline = evtimer_new(broker->base, jobs_deadline_cb, j);
 	tv.tv_sec = k->ttl ? k->ttl : broker->conf.session_ttl;
 	tv.tv_usec = 0;
+	j->deadline_at = j->started;
+	j->deadline_at.tv_sec += tv.tv_sec;
 	if (j->ev == NULL || j->deadline == NULL || event_add(j->ev, NULL) ||
 	    evtimer_add(j->deadline, &tv))
 		goto out;
@@ -318,6 +322,7 @@ jobs_refuse_lock(uint32_t req, const struct job_kind *k)
 {
 	if (!k->lock || lock_holder() == 0)
 		return 0;
+	lock_refused();
 	jobs_answer(req, 0, 409, "Another Google Drive or OneDrive connection "
 	    "is being set up; finish or cancel it first.", -1);
 	return 1;
@@ -356,8 +361,10 @@ jobs_spawn(uint32_t req, const char *kind, const char *connector,
 	snprintf(j->kind, sizeof(j->kind), "%s", kind);
 	snprintf(j->connector, sizeof(j->connector), "%s", connector);
 	snprintf(j->remote, sizeof(j->remote), "%s", remote);
+	clock_gettime(CLOCK_MONOTONIC, &j->started);
 	TAILQ_INSERT_TAIL(&broker->jobs, j, entry);
 	broker->njobs++;
+	ctl_stats_changed();
 	if (k->lock)
 		lock_take(j->id);
 	if (jobs_start(j, k, req) == -1) {

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -27,6 +28,10 @@ static uint32_t		 lock_job;	/* holder, 0 when free */
 static int		 lock_releasing;
 static unsigned int	 lock_tries;
 static struct event	*lock_ev;
+/* When the holder took it, and what connectorctl and /metrics report. */
+static struct timespec	 lock_since_mono;
+static time_t		 lock_since;
+static uint32_t		 lock_acquired, lock_refusals, lock_release_waits;
 
 int
 lock_take(uint32_t job)
@@ -35,7 +40,30 @@ lock_take(uint32_t job)
 		return -1;
 	lock_job = job;
 	lock_releasing = 0;
+	lock_since = time(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &lock_since_mono);
+	lock_acquired++;
+	ctl_stats_changed();
 	return 0;
+}
+
+void
+lock_refused(void)
+{
+	lock_refusals++;
+	ctl_stats_changed();
+}
+
+void
+lock_get(struct lock_info *li)
+{
+	li->job = lock_job;
+	li->releasing = lock_releasing;
+	li->since = lock_since;
+	li->since_mono = lock_since_mono;
+	li->acquired = lock_acquired;
+	li->refusals = lock_refusals;
+	li->release_waits = lock_release_waits;
 }
 
 uint32_t
@@ -81,7 +109,13 @@ lock_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		log_debug("OAuth lock released by job %u", lock_job);
 		lock_job = 0;
 		lock_releasing = 0;
+		ctl_stats_changed();
 		return;
+	}
+	/* The port is still bound (a dying rclone): this release waits. */
+	if (lock_tries == 1) {
+		lock_release_waits++;
+		ctl_stats_changed();
 	}
 	evtimer_add(lock_ev, &tv);
 }

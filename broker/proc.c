@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -154,6 +155,11 @@ proc_dispatch(struct role_proc *rp, struct msg *m)
 		rp->ready = 1;
 		rp->backoff_ms = CD_RESTART_BACKOFF_MIN_MS;
 		log_info("%s is ready (pid %d)", rp->name, (int)rp->pid);
+		/* A new http starts its counters at zero but must see the
+		 * broker's (its own restart included) before it answers
+		 * healthz, which waits for the vault channel sent next. */
+		if (rp == &broker->http)
+			ctl_stats_send();
 		proc_link_channels();
 		return;
 	case MSG_SPAWN_REQ:
@@ -242,6 +248,7 @@ proc_start(struct role_proc *rp)
 	rp->ctl = sv[0];
 	rp->ready = 0;
 	rp->started = time(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &rp->started_mono);
 	proc_linked = 0;
 	if (rp->backoff_ms == 0)
 		rp->backoff_ms = CD_RESTART_BACKOFF_MIN_MS;
@@ -309,6 +316,7 @@ proc_exited(struct role_proc *rp, int status)
 		return;
 	}
 	rp->restarts++;
+	ctl_stats_changed();
 	log_warnx("%s %s; restarting in %u ms (restart %u)", rp->name, how,
 	    rp->backoff_ms, rp->restarts);
 	/* Every worker held a channel to the dead child: none can finish

@@ -55,7 +55,15 @@ struct vault {
 	struct event	*ctlev;
 	TAILQ_HEAD(, grant) grants;
 	yajl_val	 status;	/* status.json: identities, errors */
+	/* Answers given since start, by operation (VAULT_OP_*) and outcome
+	 * (VAULT_OUT_*), pushed to http in the metadata for /metrics. */
+	uint64_t	 ops[4][5];
 };
+
+#define VAULT_OP_PUT	0
+#define VAULT_OP_GET	1
+#define VAULT_OP_MARK	2
+#define VAULT_OP_DELETE	3
 
 extern struct vault vault;
 
@@ -69,6 +77,8 @@ uint32_t vault_store_status(enum store_err e);
 int vault_log_cb(void *rec);
 void vault_status_load(void);
 void vault_meta_push(void);
+/* Count one answer of an operation by its status. */
+void vault_count(int op, uint32_t status);
 void vault_handle_delete(struct msg *m);
 void vault_grant_add(struct msg *m);
 void vault_grant_end(uint32_t job);

@@ -134,7 +134,45 @@ vault_status_set(const char *connector, const char *key, yajl_val v)
 		fatalx("out of memory");
 }
 
-/* Build {"connectors": {name: {connected, error, user}}, "store_error"}. */
+static const char *const vault_op_names[] = { "put", "get", "mark", "delete" };
+static const char *const vault_outcome_names[] = {
+	"ok", "not_found", "storage_full", "log_unwritable", "error",
+};
+
+void
+vault_count(int op, uint32_t status)
+{
+	int out;
+
+	switch (status) {
+	case 200: out = 0; break;
+	case 404: out = 1; break;
+	case 507: out = 2; break;
+	case 503: out = 3; break;
+	default: out = 4; break;
+	}
+	vault.ops[op][out]++;
+}
+
+/* "vault_ops": {"put": {"ok": n, ...}, ...}: counts, nothing secret. */
+static void
+vault_ops_gen(yajl_gen g)
+{
+	json_gen_str(g, "vault_ops");
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < 4; i++) {
+		json_gen_str(g, vault_op_names[i]);
+		yajl_gen_map_open(g);
+		for (size_t k = 0; k < 5; k++)
+			json_gen_kint(g, vault_outcome_names[k],
+			    (long long)vault.ops[i][k]);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_map_close(g);
+}
+
+/* Build {"connectors": {name: {connected, error, user}}, "store_error",
+ * "remotes", "vault_ops"}. */
 static char *
 vault_meta_build(size_t *len)
 {
@@ -177,6 +215,7 @@ vault_meta_build(size_t *len)
 	}
 	yajl_gen_map_close(g);
 	vault_rclone_meta(g);
+	vault_ops_gen(g);
 	yajl_gen_map_close(g);
 	out = json_gen_take(g, len);
 	yajl_gen_free(g);
@@ -210,6 +249,8 @@ vault_answer(int fd, uint16_t type, uint32_t job, uint32_t status,
 {
 	struct msg m;
 
+	vault_count(type == MSG_CRED_PUT_ANS ? VAULT_OP_PUT :
+	    type == MSG_CRED_GET_ANS ? VAULT_OP_GET : VAULT_OP_MARK, status);
 	msg_init(&m, type, job);
 	m.secret = secret != NULL;
 	if (msg_put_u32(&m, status) == -1 ||
@@ -218,6 +259,10 @@ vault_answer(int fd, uint16_t type, uint32_t job, uint32_t status,
 	    msg_send(fd, &m) == -1)
 		log_warn("cannot answer %s", msg_type_name(type));
 	msg_free(&m);
+	/* A success is followed by a push (http syncs before it answers);
+	 * a failure is not, so push its count now. */
+	if (status != 200)
+		vault_meta_push();
 }
 
 /* The commit hook of a write: its IPC log line. */
@@ -529,9 +574,10 @@ vault_handle_delete(struct msg *m)
 	} else
 		status = vault_delete_token(conn, &rec, err, sizeof(err));
 	/* The push goes first on the same channel, so http's copy of the
-	 * metadata is current when it answers the client. */
-	if (status == 200)
-		vault_meta_push();
+	 * metadata (and its count of deletes) is current when it answers
+	 * the client. */
+	vault_count(VAULT_OP_DELETE, status);
+	vault_meta_push();
 	msg_init(&a, MSG_DELETE_ANS, 0);
 	if (msg_put_u32(&a, req) == -1 || msg_put_u32(&a, status) == -1 ||
 	    msg_put_str(&a, status == 200 ? "" : err) == -1 ||

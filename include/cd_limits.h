@@ -88,6 +88,28 @@
 /* Longest verification URL taken from gh's output (with its NUL). */
 #define CD_GH_URL_MAX 512
 
+/* The broker's control socket (connectorctl status): longest request
+ * line, connections served at once (more are closed at accept), seconds
+ * one connection may last from accept to the last byte of its answer,
+ * and the largest answer (every field of every job is bounded, and there
+ * are at most CD_WORKERS_MAX jobs). */
+#define CD_CTL_REQUEST_MAX 64
+#define CD_CTL_CONN_MAX 8
+#define CD_CTL_TIMEOUT_SEC 5
+#define CD_CTL_ANSWER_MAX (64 * 1024)
+/* The broker pushes its counters to http (MSG_STATS) at most once per
+ * this many milliseconds, however often they change. */
+#define CD_STATS_INTERVAL_MS 1000
+
+/* /metrics in http: most series one labelled counter family keeps (a
+ * label combination past it is dropped, never allocated), requests
+ * timed at once (the oldest entry goes first), flows followed at once
+ * from their start to their outcome, and the longest label value. */
+#define CD_METRICS_SERIES_MAX 512
+#define CD_METRICS_INFLIGHT_MAX (CD_HTTP_PENDING_MAX * 2)
+#define CD_METRICS_FLOWS_MAX (CD_WORKERS_MAX * 4)
+#define CD_METRICS_LABEL_MAX 48
+
 /* Restart backoff for a crashed http or vault: first delay and ceiling, ms. */
 #define CD_RESTART_BACKOFF_MIN_MS 100
 #define CD_RESTART_BACKOFF_MAX_MS 5000

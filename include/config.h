@@ -22,13 +22,16 @@
 /* Name of the dedicated unprivileged user when none is configured. */
 #define CONFIG_DEFAULT_USER "_connectord"
 
+/* The control socket's name in state_dir when control_socket is unset. */
+#define CONFIG_CONTROL_SOCKET "connectord.sock"
+
 enum config_auth {
 	CONFIG_AUTH_TOKEN,	/* bearer token from <state_dir>/api-token */
 	CONFIG_AUTH_NONE,	/* no API authentication (development only) */
 };
 
 /* Number of keys in the key table of config.c (checked at compile time). */
-#define CONFIG_NKEYS 25
+#define CONFIG_NKEYS 26
 
 /*
  * Where a key got its value, so that config_check() can name the line to
@@ -72,6 +75,8 @@ struct config {
 	/* NULL: access lines go to the daemon log; else the file the broker
 	 * opens (O_APPEND, 0640) and hands to http, reopened on SIGHUP. */
 	char	*access_log;
+	/* connectorctl's unix socket; NULL: <state_dir>/connectord.sock. */
+	char	*control_socket;
 
 	/* Private to config.c: the origin of each key, in key table order. */
 	struct config_origin origin[CONFIG_NKEYS];
@@ -118,6 +123,14 @@ int config_check(const struct config *conf, char *err, size_t errlen);
  * The text is NUL-terminated; the NUL is not counted in the length.
  */
 ssize_t config_serialize(const struct config *conf, char *buf, size_t len);
+
+/*
+ * The control socket's path (connectorctl status): control_socket, or
+ * CONFIG_CONTROL_SOCKET in state_dir. 0, or -1 with a sentence in err when
+ * it does not fit in a socket address.
+ */
+int config_control_socket(const struct config *conf, char *buf, size_t len,
+    char *err, size_t errlen);
 
 /* Parse lines from memory (the serialised form, or a file's content). */
 int config_load_buf(struct config *conf, const char *name, const char *buf,

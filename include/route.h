@@ -55,6 +55,7 @@ enum route_id {
 	ROUTE_CONSOLE_SESSION,
 	ROUTE_CONSOLE_LINK,
 	ROUTE_CONSOLE_LOGOUT,
+	ROUTE_METRICS,
 };
 
 struct route {

@@ -289,6 +289,23 @@ config_check_listen(const struct config_key *key, const char *v, char *err,
 	return 0;
 }
 
+/* A unix socket named by an absolute path that fits in sun_path. */
+static int
+config_check_socket(const struct config_key *key, const char *v, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un	 sun;
+
+	if (v[0] != '/' || config_has_ctl(v))
+		return config_bad(key, v, "must be an absolute path without "
+		    "control characters, like '/run/connectord/ctl.sock'", NULL,
+		    err, errlen);
+	if (strlen(v) >= sizeof(sun.sun_path))
+		return config_bad(key, v, "must be shorter than 108 bytes",
+		    "longer ones do not fit in a socket address", err, errlen);
+	return 0;
+}
+
 static int
 config_check_path(const struct config_key *key, const char *v, char *err,
     size_t errlen)
@@ -563,6 +580,8 @@ static const struct config_key config_keys[] = {
 	{ .name = "access_log", .offset = CONFIG_OFF(access_log),
 	  .flags = CONFIG_F_UNSET | CONFIG_F_RELOAD,
 	  .check = config_check_abspath },
+	{ .name = "control_socket", .offset = CONFIG_OFF(control_socket),
+	  .flags = CONFIG_F_UNSET, .check = config_check_socket },
 };
 
 #define CONFIG_NITEMS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -1183,4 +1202,26 @@ config_serialize(const struct config *conf, char *buf, size_t len)
 		return -1;
 	buf[off] = '\0';
 	return (ssize_t)off;
+}
+
+int
+config_control_socket(const struct config *conf, char *buf, size_t len,
+    char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	int			 n;
+
+	if (conf->control_socket != NULL)
+		n = snprintf(buf, len, "%s", conf->control_socket);
+	else
+		n = snprintf(buf, len, "%s/%s", conf->state_dir,
+		    CONFIG_CONTROL_SOCKET);
+	if (n < 0 || (size_t)n >= len || (size_t)n >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "the control socket %s/%s is longer than "
+		    "107 bytes and does not fit in a socket address; set "
+		    "control_socket to a shorter path", conf->state_dir,
+		    CONFIG_CONTROL_SOCKET);
+		return -1;
+	}
+	return 0;
 }

@@ -7,6 +7,7 @@
  */
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -223,6 +224,28 @@ config_check_access(const struct config *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Without control_socket, connectorctl's socket is made in state_dir once
+ * that is resolved: its path must fit in a socket address.
+ */
+static int
+config_check_ctl(const struct config *conf, char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	char			 sd[PATH_MAX];
+
+	if (conf->control_socket != NULL ||
+	    config_resolve(conf->state_dir, sd) == -1)
+		return 0;
+	if (strlen(sd) + 1 + strlen(CONFIG_CONTROL_SOCKET) >=
+	    sizeof(sun.sun_path))
+		return config_fail(conf, "state_dir", err, errlen, "the control "
+		    "socket %s/%s would be longer than 107 bytes, too long for "
+		    "a socket address; set control_socket to a shorter path",
+		    sd, CONFIG_CONTROL_SOCKET);
+	return 0;
+}
+
 int
 config_check(const struct config *conf, char *err, size_t errlen)
 {
@@ -234,7 +257,8 @@ config_check(const struct config *conf, char *err, size_t errlen)
 	if (conf->home != NULL && config_check_dir(conf, "home", conf->home,
 	    err, errlen) == -1)
 		return -1;
-	if (config_check_state(conf, err, errlen) == -1)
+	if (config_check_state(conf, err, errlen) == -1 ||
+	    config_check_ctl(conf, err, errlen) == -1)
 		return -1;
 	if (conf->ca_file != NULL && config_check_ca(conf, err, errlen) == -1)
 		return -1;

@@ -16,6 +16,8 @@
 
 const struct route route_table[] = {
 	{ ROUTE_GET, "/healthz", 1, ROUTE_HEALTHZ },
+	/* Prometheus text format; needs the token like the API. */
+	{ ROUTE_GET, "/metrics", 0, ROUTE_METRICS },
 	/* The web console: its files, and the one-time sign-in link. */
 	{ ROUTE_GET, "/", 1, ROUTE_CONSOLE_ASSET },
 	{ ROUTE_GET, "/console.css", 1, ROUTE_CONSOLE_ASSET },

@@ -218,6 +218,9 @@ sandbox_seccomp(enum sandbox_role role, char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp_init failed");
 		return -1;
 	}
+	/* The broker's filter is a denylist: it forks, execs, changes ids
+	 * and serves the control socket (accept4, SO_PEERCRED through
+	 * getsockopt), none of which sb_deny names. */
 	if (role == SANDBOX_EXEC || role == SANDBOX_BROKER) {
 		if (SB_ADD(ctx, SCMP_ACT_ERRNO(EPERM), sb_deny) == -1 ||
 		    (role == SANDBOX_EXEC &&

@@ -356,6 +356,7 @@ msg_type_name(uint16_t type)
 	case MSG_JOB_EXIT: return "JOB_EXIT";
 	case MSG_VAULT_CHANNEL: return "VAULT_CHANNEL";
 	case MSG_ACCESS_LOG: return "ACCESS_LOG";
+	case MSG_STATS: return "STATS";
 	case MSG_GRANT: return "GRANT";
 	case MSG_GRANT_END: return "GRANT_END";
 	case MSG_HTTP_CHANNEL: return "HTTP_CHANNEL";

@@ -63,6 +63,12 @@ enum msg_type {
 				     access log, opened for appending (sent
 				     at start and on SIGHUP; off: access
 				     lines go to the daemon log) */
+	MSG_STATS = 0x0207,	  /* broker->http, for /metrics, at most once
+				     a second and when http is ready:
+				     u32 http restarts, u32 vault restarts,
+				     u32 lock taken, u32 lock refusals (409),
+				     u32 lock release waits, u32 lock held
+				     (0/1), u32 workers running */
 
 	/* 0x03xx: vault <-> broker. */
 	MSG_GRANT = 0x0301,	  /* broker->vault: str kind, str connector,

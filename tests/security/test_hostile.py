@@ -53,6 +53,7 @@ MSG_SPAWN_REQ = 0x0201
 MSG_JOB_CANCEL = 0x0203
 MSG_JOB_EXIT = 0x0204
 MSG_ACCESS_LOG = 0x0206
+MSG_STATS = 0x0207
 MSG_GRANT = 0x0301
 MSG_GRANT_END = 0x0302
 MSG_LOG_REOPEN = 0x0304
@@ -181,6 +182,12 @@ def job_exit(tail):
                job=NOBODY_JOB)
 
 
+def stats(tail, fields=7):
+    """The broker's counters for /metrics: seven u32 (proto/msg.h)."""
+    return msg(MSG_STATS, b"".join(cdtest.put_u32(i) for i in
+                                   range(fields)) + tail)
+
+
 def grant_end(tail):
     return msg(MSG_GRANT_END, tail, job=NOBODY_JOB)
 
@@ -255,13 +262,19 @@ def grant(job):
 CHANNELS = [
     ("http->broker", "http", "broker", "http",
      common_cases(job_cancel, msg(MSG_META_PUSH, cdtest.put_str("{}"))) +
-     [("repeated", lambda: (ready(b""), ()))]),
+     [("repeated", lambda: (ready(b""), ())),
+      ("unpermitted STATS", lambda: (stats(b""), ()))]),
     ("vault->broker", "vault", "broker", "vault",
      common_cases(ready, msg(MSG_SPAWN_REQ, cdtest.put_u32(1))) +
      [("repeated", lambda: (ready(b""), ()))]),
     ("broker->http", "broker", "http", "http",
      common_cases(job_exit, msg(MSG_GRANT_END, job=NOBODY_JOB)) +
-     [("repeated", lambda: (msg(MSG_INIT, cdtest.put_u32(0)), ()))]),
+     [("repeated", lambda: (msg(MSG_INIT, cdtest.put_u32(0)), ())),
+      # MSG_STATS, the counters for /metrics: every field or nothing.
+      ("STATS short", lambda: (stats(b"", fields=6), ())),
+      ("STATS garbage", lambda: (stats(b"junk"), ())),
+      ("STATS descriptor", lambda: (stats(b""), (os.open(
+          "/dev/null", os.O_RDONLY),)))]),
     ("broker->vault", "broker", "vault", "vault",
      common_cases(grant_end, msg(MSG_JOB_EXIT, job=NOBODY_JOB)) +
      [("repeated", "grant twice")]),

@@ -185,8 +185,42 @@ static const struct case_row cases[] = {
 	{ "access_log", "./var/access.log", 0 },
 	{ "access_log", "/var/log/", 0 },
 	{ "access_log", "/var/log/a\tb", 0 },
+	{ "control_socket", "/run/connectord/ctl.sock", 1 },
+	{ "control_socket", "", 1 },
+	{ "control_socket", "run/ctl.sock", 0 },
+	{ "control_socket", "/run/ctl\tsock", 0 },
+	{ "control_socket", "/run/connectord/this-path-is-much-too-long-to-be-"
+	    "a-socket-address-because-sun-path-holds-only-108-bytes.sock", 0 },
 	{ "nosuchkey", "1", 0 },
 };
+
+/* Where connectorctl and the broker find the control socket. */
+static void
+test_control_socket(void)
+{
+	struct config	 c;
+	char		 path[256];
+
+	ok(config_init(&c) == 0, "config_init for control_socket");
+	ok(config_control_socket(&c, path, sizeof(path), err,
+	    sizeof(err)) == 0, "default control socket fits");
+	is_str(path, "./var/state/connectord.sock",
+	    "default control socket is in state_dir");
+	ok(config_set(&c, "control_socket", "/run/c.sock", err,
+	    sizeof(err)) == 0, "control_socket set");
+	ok(config_control_socket(&c, path, sizeof(path), err,
+	    sizeof(err)) == 0, "set control socket fits");
+	is_str(path, "/run/c.sock", "control_socket is used as given");
+	ok(config_set(&c, "control_socket", "", err, sizeof(err)) == 0 &&
+	    c.control_socket == NULL, "an empty control_socket unsets it");
+	ok(config_set(&c, "state_dir", "/var/lib/connectord/a-state-directory-"
+	    "whose-name-goes-on-and-on-and-on-until-no-socket-fits-in-it", err,
+	    sizeof(err)) == 0, "a long state_dir is a valid path");
+	ok(config_control_socket(&c, path, sizeof(path), err,
+	    sizeof(err)) == -1 && strstr(err, "control_socket") != NULL,
+	    "a socket path that cannot fit says to set control_socket");
+	config_free(&c);
+}
 
 static void
 test_keys(void)
@@ -669,6 +703,7 @@ main(void)
 {
 	test_defaults();
 	test_keys();
+	test_control_socket();
 	test_normalise();
 	test_errors();
 	test_syntax();

@@ -19,6 +19,11 @@ test_find(void)
 	    rm.route->id == ROUTE_HEALTHZ && rm.nargs == 0, "GET /healthz");
 	ok(route_find("/healthz", ROUTE_HEAD, &rm) == 1 &&
 	    rm.route->id == ROUTE_HEALTHZ, "HEAD takes a GET route");
+	ok(route_find("/metrics", ROUTE_GET, &rm) == 1 &&
+	    rm.route->id == ROUTE_METRICS && !rm.route->public,
+	    "GET /metrics needs the token");
+	ok(route_find("/metrics", ROUTE_POST, &rm) == 0 &&
+	    strcmp(rm.allow, "GET") == 0, "POST /metrics: 405, Allow: GET");
 	ok(route_find("/api/connectors/gdrive/sessions/rc-1/submit",
 	    ROUTE_POST, &rm) == 1 && rm.route->id == ROUTE_RC_SUBMIT &&
 	    rm.nargs == 2, "two arguments");
