@@ -46,6 +46,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cdtest  # noqa: E402
+from cdtest import (argv_of, environ_of, privdir_of,  # noqa: E402
+                    starttime)
 from cdtest import answered_ok, diag, is_, is_error_json, ok  # noqa: E402
 
 GH, RCLONE = "/usr/bin/gh", "/usr/bin/rclone"
@@ -61,7 +63,6 @@ QUICK = 5               # a failure no timeout has to end: answered within
 SLACK = 6               # a bounded wait ends by its bound plus this
 LOCK_GRACE = 3          # a new rclone flow starts within this of an end
 SLOW = 3                # seconds a "slow" answer is late
-PRIVDIR = re.compile(r"^(/tmp/connectord-job[^/]+)")
 VC_CLIENT = "cl_faults0123"
 VC_REDIRECT = "http://127.0.0.1:8700/callback"
 TOKEN_PATH = {"gdrive": ("google", "/token"),
@@ -100,32 +101,6 @@ GH_TOKEN_FILE = json.dumps({
 
 # ---------------------------------------------------------------------------
 # /proc
-
-
-def argv_of(pid):
-    data = cdtest._proc_read(pid, "cmdline")
-    return [a.decode("utf-8", "replace") for a in (data or b"").split(b"\0")
-            if a]
-
-
-def environ_of(pid):
-    data = cdtest._proc_read(pid, "environ")
-    out = {}
-    for item in (data or b"").split(b"\0"):
-        k, sep, v = item.decode("utf-8", "replace").partition("=")
-        if sep:
-            out[k] = v
-    return out
-
-
-def starttime(pid):
-    f = cdtest._stat_fields(pid)
-    return f[19].decode() if f and len(f) > 19 else None
-
-
-def privdir_of(path):
-    m = PRIVDIR.match(path or "")
-    return m.group(1) if m else None
 
 
 class Watch:

@@ -25,13 +25,14 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cdtest  # noqa: E402
+from cdtest import (argv_of, environ_of, privdir_of,  # noqa: E402
+                    starttime)
 from cdtest import answered_ok, diag, is_, is_error_json, ok  # noqa: E402
 
 BASE = "/api/connectors/github"
 VERIFICATION_URI = "https://github.com/login/device"
 USER_CODE = re.compile(r"[A-Z0-9]{4}-[A-Z0-9]{4}")
 SESSION_ID = re.compile(r"gh-cli-[A-Za-z0-9_-]{8,}")
-PRIVDIR = re.compile(r"^(/tmp/connectord-job[^/]+)")
 GH = "/usr/bin/gh"
 ALNUM = string.ascii_letters + string.digits
 
@@ -56,35 +57,8 @@ ROOT_HOSTS_YML = "/root/.config/gh/hosts.yml"
 # /proc helpers
 
 
-def argv_of(pid):
-    data = cdtest._proc_read(pid, "cmdline")
-    return [a.decode("utf-8", "replace") for a in (data or b"").split(b"\0")
-            if a]
-
-
-def environ_of(pid):
-    data = cdtest._proc_read(pid, "environ")
-    out = {}
-    for item in (data or b"").split(b"\0"):
-        k, sep, v = item.decode("utf-8", "replace").partition("=")
-        if sep:
-            out[k] = v
-    return out
-
-
-def starttime(pid):
-    """Field 22 of /proc/<pid>/stat: tells a pid from its reuse."""
-    f = cdtest._stat_fields(pid)
-    return f[19].decode() if f and len(f) > 19 else None
-
-
 def is_gh(argv):
     return bool(argv) and os.path.basename(argv[0]) == "gh"
-
-
-def privdir_of(path):
-    m = PRIVDIR.match(path or "")
-    return m.group(1) if m else None
 
 
 def all_pids():

@@ -36,6 +36,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cdtest  # noqa: E402
+from cdtest import (argv_of, environ_of, privdir_of,  # noqa: E402
+                    starttime)
 from cdtest import answered_ok, diag, is_, is_error_json, ok  # noqa: E402
 
 RCLONE = "/usr/bin/rclone"
@@ -51,7 +53,6 @@ AUTH_PREFIX = {
 }
 REDIRECT_URI = {"gdrive": "http://127.0.0.1:53682/",
                 "onedrive": "http://localhost:53682/"}
-PRIVDIR = re.compile(r"^(/tmp/connectord-job[^/]+)")
 FLOW_TIMEOUT = 15       # seconds from submit to a final status
 # The broker gives the lock back only once the ended worker is reaped and
 # the port can be bound again, retrying every 200 ms (broker/lock.c): a
@@ -90,34 +91,8 @@ ORIGINAL_CONF = (
 # /proc helpers
 
 
-def argv_of(pid):
-    data = cdtest._proc_read(pid, "cmdline")
-    return [a.decode("utf-8", "replace") for a in (data or b"").split(b"\0")
-            if a]
-
-
-def environ_of(pid):
-    data = cdtest._proc_read(pid, "environ")
-    out = {}
-    for item in (data or b"").split(b"\0"):
-        k, sep, v = item.decode("utf-8", "replace").partition("=")
-        if sep:
-            out[k] = v
-    return out
-
-
-def starttime(pid):
-    f = cdtest._stat_fields(pid)
-    return f[19].decode() if f and len(f) > 19 else None
-
-
 def is_rclone(argv):
     return bool(argv) and os.path.basename(argv[0]) == "rclone"
-
-
-def privdir_of(path):
-    m = PRIVDIR.match(path or "")
-    return m.group(1) if m else None
 
 
 class Watch:

@@ -857,6 +857,40 @@ def _state(pid):
     return f[0].decode() if f else None
 
 
+# A job's private directory (HOME and TMPDIR of its worker and tool).
+PRIVDIR = re.compile(r"^(/tmp/connectord-job[^/]+)")
+
+
+def argv_of(pid):
+    """The argument vector of pid, [] when it is gone."""
+    data = _proc_read(pid, "cmdline")
+    return [a.decode("utf-8", "replace") for a in (data or b"").split(b"\0")
+            if a]
+
+
+def environ_of(pid):
+    """The environment pid started with, as a dict."""
+    data = _proc_read(pid, "environ")
+    out = {}
+    for item in (data or b"").split(b"\0"):
+        k, sep, v = item.decode("utf-8", "replace").partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def starttime(pid):
+    """Field 22 of /proc/<pid>/stat: tells a pid from its reuse."""
+    f = _stat_fields(pid)
+    return f[19].decode() if f and len(f) > 19 else None
+
+
+def privdir_of(path):
+    """The job directory a path lies in, or None."""
+    m = PRIVDIR.match(path or "")
+    return m.group(1) if m else None
+
+
 def _descendants(root):
     """Every live process below root, by walking ppid links in /proc."""
     children = {}
